@@ -1,0 +1,224 @@
+"""Chat templates: persona + memories + history -> the model's input text.
+
+Gemma bases get Gemma's turn format (no system role: the system text opens the first
+user turn). Other bases use the chat template from the tokenizer (GGUF metadata
+`tokenizer.chat_template` or the HF folder's template). Training renders conversations
+through the same functions, so chat and training see identical turns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+from ohlora.errors import UserError
+
+if TYPE_CHECKING:
+    from ohlora.models import BaseModel
+    from ohlora.personas import Persona
+
+Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
+
+_WEEKDAYS_KO = "월화수목금토일"
+MEMORY_HEADER = "사용자에 대해 기억하는 것:"
+
+
+class ChatTemplate(Protocol):
+    name: str
+    end_of_turn: str  # the marker that ends an assistant turn (a stop string)
+
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool) -> str: ...
+
+
+@dataclass(frozen=True)
+class GemmaTemplate:
+    """`<start_of_turn>user\\n…<end_of_turn>\\n<start_of_turn>model\\n…<end_of_turn>\\n`."""
+
+    name: str = "gemma"
+    end_of_turn: str = "<end_of_turn>"
+
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
+        msgs = list(messages)
+        system = ""
+        if msgs and msgs[0]["role"] == "system":
+            system = msgs.pop(0)["content"].strip()
+        out = []
+        for i, m in enumerate(msgs):
+            role = {"user": "user", "assistant": "model"}.get(m["role"])
+            if role is None:
+                raise ValueError(f"Gemma turns take user/assistant roles, got {m['role']!r}")
+            content = m["content"]
+            if i == 0 and system:
+                content = f"{system}\n\n{content}" if role == "user" else content
+                if role != "user":
+                    out.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
+            out.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
+        if add_generation_prompt:
+            out.append("<start_of_turn>model\n")
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class JinjaTemplate:
+    """A tokenizer's own Jinja chat template (ChatML for SmolLM2, Llama 3, …)."""
+
+    source: str
+    end_of_turn: str
+    bos_token: str = ""
+    eos_token: str = ""
+    name: str = "tokenizer"
+
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+        def raise_exception(msg: str) -> None:
+            raise ValueError(msg)
+
+        env.globals["raise_exception"] = raise_exception
+        return env.from_string(self.source).render(
+            messages=list(messages),
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+        )
+
+
+_END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>")
+
+
+def _jinja_from(source: str, bos: str, eos: str) -> JinjaTemplate:
+    end = next((m for m in _END_MARKERS if m in source), eos or "</s>")
+    return JinjaTemplate(source=source, end_of_turn=end, bos_token=bos, eos_token=eos)
+
+
+def template_for(base: "BaseModel") -> ChatTemplate:
+    """The chat template of a base model; UserError if a non-Gemma model has none."""
+    if base.is_gemma:
+        return GemmaTemplate()
+    if base.kind == "gguf":
+        from ohlora.models import gguf_metadata
+
+        source = gguf_metadata(base.path, "tokenizer.chat_template")
+        if source:
+            return _jinja_from(source, "", "")
+    else:
+        folder = Path(base.path)
+        source = None
+        if (folder / "chat_template.jinja").is_file():
+            source = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+        cfg = folder / "tokenizer_config.json"
+        data = json.loads(cfg.read_text(encoding="utf-8")) if cfg.is_file() else {}
+        source = source or data.get("chat_template")
+        if isinstance(source, str) and source:
+            tok = lambda v: v.get("content", "") if isinstance(v, dict) else (v or "")  # noqa: E731
+            return _jinja_from(source, tok(data.get("bos_token")), tok(data.get("eos_token")))
+    raise UserError(f"{base.path}: model has no chat template (tokenizer.chat_template is missing)")
+
+
+def now_line(now: datetime) -> str:
+    """The current local date and time, so 오늘/내일/다음 주 mean something."""
+    return f"현재 시각: {now:%Y-%m-%d} ({_WEEKDAYS_KO[now.weekday()]}) {now:%H:%M}"
+
+
+def system_text(persona: "Persona", memories: Sequence[str], now: datetime) -> str:
+    parts = [persona.system_prompt.strip(), now_line(now)]
+    if memories:
+        parts.append(MEMORY_HEADER + "\n" + "\n".join(f"- {m}" for m in memories))
+    return "\n\n".join(parts)
+
+
+def build_messages(
+    persona: "Persona",
+    memories: Sequence[str],
+    history: Sequence[Message],
+    text: str | None,
+    now: datetime,
+    include_examples: bool = True,
+) -> list[Message]:
+    """System text, example turns (when no adapter carries the persona), history, new text."""
+    msgs: list[Message] = [{"role": "system", "content": system_text(persona, memories, now)}]
+    if include_examples:
+        for ex in persona.examples:
+            msgs += [{"role": "user", "content": ex.user}, {"role": "assistant", "content": ex.assistant}]
+    msgs += [{"role": m["role"], "content": m["content"]} for m in history]
+    if text is not None:
+        msgs.append({"role": "user", "content": text})
+    return msgs
+
+
+@dataclass
+class Prompt:
+    text: str
+    messages: list[Message]
+    dropped_turns: int  # history messages trimmed to fit the window
+    truncated_input: bool  # the new text itself was cut to fit
+
+
+def build(
+    persona: "Persona",
+    memories: Sequence[str],
+    history: Sequence[Message],
+    text: str,
+    template: ChatTemplate,
+    count_tokens: Callable[[str], int],
+    n_ctx: int,
+    max_new_tokens: int,
+    now: datetime | None = None,
+    include_examples: bool = True,
+) -> Prompt:
+    """Render the prompt, dropping the oldest history (then the examples) to fit n_ctx."""
+    now = now or datetime.now()
+    budget = n_ctx - max_new_tokens
+    if budget < 64:
+        raise UserError(f"context window {n_ctx} is too small for max_tokens {max_new_tokens}")
+    hist = list(history)
+    dropped = 0
+    examples = include_examples
+    truncated = False
+    while True:
+        msgs = build_messages(persona, memories, hist, text, now, examples)
+        rendered = template.render(msgs, add_generation_prompt=True)
+        if count_tokens(rendered) <= budget:
+            return Prompt(rendered, msgs, dropped, truncated)
+        if hist:
+            # drop the oldest exchange (a user turn and its reply) together
+            cut = 2 if len(hist) > 1 and hist[0]["role"] == "user" and hist[1]["role"] == "assistant" else 1
+            hist = hist[cut:]
+            dropped += cut
+        elif examples and persona.examples:
+            examples = False
+        else:
+            # the new text alone is too long: keep its end, which is what the user just wrote
+            over = count_tokens(rendered) - budget
+            keep = max(1, len(text) - max(over * 2, len(text) // 4))
+            text = text[-keep:]
+            truncated = True
+
+
+def training_segments(messages: Sequence[Message], template: ChatTemplate) -> list[tuple[str, bool]]:
+    """Split a rendered conversation into (text, is_assistant_target) pieces.
+
+    Each assistant turn's target is what the template renders after the generation prompt:
+    its content and the end-of-turn marker, so stopping is learned too.
+    """
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prefix = template.render(messages[:i], add_generation_prompt=True)
+        full = template.render(messages[: i + 1], add_generation_prompt=False)
+        if not prefix.startswith(done) or not full.startswith(prefix):
+            raise ValueError("chat template is not prefix-stable; cannot mask assistant turns")
+        segments.append((prefix[len(done):], False))
+        segments.append((full[len(prefix):], True))
+        done = full
+    rest = template.render(messages, add_generation_prompt=False)[len(done):]
+    if rest:
+        segments.append((rest, False))
+    return [s for s in segments if s[0]]
