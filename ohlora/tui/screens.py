@@ -1,0 +1,250 @@
+"""Modal screens: help, conversation list, rename prompt, memory panel."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, ListItem, ListView, Static
+
+if TYPE_CHECKING:
+    from ohlora.store import ChatStore
+
+HELP_KEYS = [
+    ("Enter", "send the message"),
+    ("Shift+Enter / Alt+Enter / Ctrl+J", "new line in the message"),
+    ("Esc", "stop the reply (keeps what was written)"),
+    ("Ctrl+T", "switch to the next persona"),
+    ("Ctrl+B", "show/hide the persona sidebar"),
+    ("Ctrl+R", "regenerate the last reply"),
+    ("Ctrl+O", "copy the last reply"),
+    ("Tab, then c", "focus a message and copy it"),
+    ("Ctrl+L", "conversation list (open, rename, delete, new)"),
+    ("Ctrl+N", "new conversation"),
+    ("F2", "memory panel"),
+    ("Ctrl+P", "command palette (every action)"),
+    ("F1", "this help"),
+    ("Ctrl+Q", "quit"),
+]
+
+SLASH_HELP = [
+    ("/persona NAME", "switch persona (id or name); takes effect on the next reply"),
+    ("/personas", "list personas"),
+    ("/new", "start a new conversation"),
+    ("/clear", "clear the screen and start a new conversation (the old one stays saved)"),
+    ("/regen", "regenerate the last reply"),
+    ("/copy", "copy the last reply"),
+    ("/export", "write this conversation as Markdown and JSON into the data folder"),
+    ("/rename TITLE", "rename this conversation"),
+    ("/list", "conversation list"),
+    ("/memory", "memory panel"),
+    ("/help", "this help"),
+    ("/quit", "quit"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append("Keys\n", style="bold")
+        for key, what in HELP_KEYS:
+            text.append(f"  {key:<34}", style="bold cyan")
+            text.append(f"{what}\n")
+        text.append("\nSlash commands\n", style="bold")
+        for cmd, what in SLASH_HELP:
+            text.append(f"  {cmd:<34}", style="bold cyan")
+            text.append(f"{what}\n")
+        text.append("\nEsc closes this help.", style="dim")
+        with Vertical(id="dialog"):
+            yield Label("ohlora help", classes="title")
+            yield Static(text, id="help-text")
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text (e.g. a new title); Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, value: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question, classes="title")
+            yield Input(self.value, id="prompt-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConversationsScreen(ModalScreen[int | str | None]):
+    """Saved conversations. Dismisses with an id to open, 'new', or None."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("enter", "open", "Open"),
+        Binding("n", "new", "New"),
+        Binding("r", "rename", "Rename"),
+        Binding("d,delete", "delete", "Delete"),
+    ]
+
+    def __init__(self, store: "ChatStore", current: int | None, names: dict[str, str]) -> None:
+        super().__init__()
+        self.store = store
+        self.current = current
+        self.names = names
+        self._armed_delete: int | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide"):
+            yield Label("Conversations", classes="title")
+            yield DataTable(id="conversations", cursor_type="row", zebra_stripes=True)
+            yield Label("Enter open · n new · r rename · d delete (press twice) · Esc close", classes="hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("id", "title", "persona", "messages", "updated")
+        self.refresh_rows()
+        table.focus()
+
+    def refresh_rows(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for c in self.store.list_conversations():
+            mark = "▶ " if c.id == self.current else ""
+            updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
+            table.add_row(
+                str(c.id), mark + (c.title or "(untitled)"), self.names.get(c.persona, c.persona),
+                str(c.message_count), updated, key=str(c.id),
+            )
+
+    def _selected(self) -> int | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return int(key.value) if key and key.value else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        cid = self._selected()
+        if cid is not None:
+            self.dismiss(cid)
+
+    def action_new(self) -> None:
+        self.dismiss("new")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_rename(self) -> None:
+        cid = self._selected()
+        if cid is None:
+            return
+        title = self.store.get_conversation(cid).title
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                self.store.rename(cid, value)
+            except Exception as exc:  # UserError / StoreError
+                self.notify(str(exc), severity="error")
+            self.refresh_rows()
+
+        self.app.push_screen(PromptScreen(f"New title for conversation {cid}", title), done)
+
+    def action_delete(self) -> None:
+        cid = self._selected()
+        if cid is None:
+            return
+        if self._armed_delete != cid:
+            self._armed_delete = cid
+            self.notify(f"press d again to delete conversation {cid}", timeout=3)
+            return
+        self._armed_delete = None
+        try:
+            self.store.delete(cid)
+        except Exception as exc:
+            self.notify(str(exc), severity="error")
+        else:
+            self.notify(f"conversation {cid} deleted", timeout=2)
+        self.refresh_rows()
+
+
+class MemoryItem(ListItem):
+    def __init__(self, mid: Any, text: str) -> None:
+        super().__init__(Label(text, markup=False))
+        self.mid = mid
+
+
+class MemoryScreen(ModalScreen[None]):
+    """What the assistant recalled for the last reply, and everything it remembers.
+
+    `memory` is any object with `list()` (items with `.id` and `.text`) and `forget(id)`;
+    None means memory is off or the memory package is not installed.
+    """
+
+    BINDINGS = [Binding("escape,f2", "dismiss", "Close"), Binding("d,delete", "forget", "Forget")]
+
+    def __init__(self, memory: Any, recalled: list[str], off_reason: str = "") -> None:
+        super().__init__()
+        self.memory = memory
+        self.recalled = recalled
+        self.off_reason = off_reason
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide"):
+            yield Label("Memory", classes="title")
+            if self.memory is None:
+                yield Static(self.off_reason or "memory is off", id="memory-off", markup=False)
+                return
+            recalled = "\n".join(f"• {t}" for t in self.recalled) or "(nothing recalled for the last reply)"
+            yield Label("Recalled for the last reply:", classes="hint")
+            yield Static(recalled, id="memory-recalled", markup=False)
+            yield Label("Everything remembered (d forgets the selected one):", classes="hint")
+            yield ListView(id="memory-list")
+
+    def on_mount(self) -> None:
+        if self.memory is not None:
+            self.reload()
+
+    def reload(self) -> None:
+        view = self.query_one("#memory-list", ListView)
+        view.clear()
+        try:
+            items = list(self.memory.list())
+        except Exception as exc:
+            self.notify(f"memory: {exc}", severity="error")
+            return
+        for item in items:
+            view.append(MemoryItem(getattr(item, "id", None), str(getattr(item, "text", item))))
+        view.focus()
+
+    def action_forget(self) -> None:
+        if self.memory is None:
+            return
+        view = self.query_one("#memory-list", ListView)
+        item = view.highlighted_child
+        if isinstance(item, MemoryItem) and item.mid is not None:
+            try:
+                self.memory.forget(item.mid)
+            except Exception as exc:
+                self.notify(f"memory: {exc}", severity="error")
+            else:
+                self.notify("forgotten", timeout=2)
+            self.reload()

@@ -1,0 +1,142 @@
+"""Widgets of the chat screen: the input, one message, the status bar, the persona sidebar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message as TMessage
+from textual.reactive import reactive
+from textual.widgets import Label, ListItem, ListView, Markdown, Static, TextArea
+
+SHOWN_USER_CHARS = 4000  # a huge paste is stored whole but shown shortened
+
+
+class ChatInput(TextArea):
+    """Enter sends, Shift+Enter (or Alt+Enter / Ctrl+J) inserts a newline."""
+
+    @dataclass
+    class Submitted(TMessage):
+        input: "ChatInput"
+        value: str
+
+    BINDINGS = [Binding("shift+enter,alt+enter,ctrl+j", "newline", "Newline", show=False)]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Submitted(self, self.text))
+            return
+        await super()._on_key(event)
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+
+class MessageView(Vertical):
+    """One chat message. Assistant text renders as Markdown and can be streamed into."""
+
+    can_focus = True
+    BINDINGS = [Binding("c", "copy", "Copy message")]
+
+    def __init__(self, role: str, content: str, author: str, *, db_id: int | None = None, note: str = "") -> None:
+        super().__init__(classes=f"message {role}")
+        self.role = role
+        self.author = author
+        self.text = content
+        self.db_id = db_id
+        self.note = note
+        self._pending: list[str] = []
+
+    def compose(self):
+        yield Label(self.author, classes="author")
+        if self.role in ("assistant", "system"):
+            yield Markdown(self.text, classes="body")
+        else:
+            yield Static(self._user_text(), classes="body", markup=False)
+        note = Label(self.note, classes="note")
+        note.display = bool(self.note)
+        yield note
+
+    def _user_text(self) -> Text:
+        shown = self.text
+        if len(shown) > SHOWN_USER_CHARS:
+            shown = shown[:SHOWN_USER_CHARS] + f"\n… ({len(self.text) - SHOWN_USER_CHARS:,} more characters, saved in full)"
+        return Text(shown)
+
+    # -- streaming (called on the UI thread) ---------------------------------------
+    def queue(self, piece: str) -> None:
+        """Buffer a streamed piece; `flush()` renders all buffered pieces at once."""
+        self._pending.append(piece)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        chunk = "".join(self._pending)
+        self._pending.clear()
+        self.text += chunk
+        self.query_one(".body", Markdown).append(chunk)
+
+    def set_content(self, text: str) -> None:
+        self._pending.clear()
+        self.text = text
+        body = self.query_one(".body")
+        if isinstance(body, Markdown):
+            body.update(text)
+        else:
+            body.update(self._user_text())
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        label = self.query_one(".note", Label)
+        label.update(note)
+        label.display = bool(note)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.app.notify("message copied to the clipboard", timeout=2)
+
+
+class MessageList(VerticalScroll):
+    """The scrolling column of messages."""
+
+    can_focus = False
+
+
+class StatusBar(Static):
+    """persona · base model · backend · state · tokens/s of the last reply"""
+
+    persona = reactive("")
+    base = reactive("")
+    backend = reactive("")
+    state = reactive("loading model…")
+    speed = reactive("")
+
+    def render(self) -> Text:
+        parts = [
+            (f" {self.persona} ", "bold reverse"),
+            (f"  {self.base}", ""),
+            (f" · {self.backend}", "dim"),
+            (f" · {self.state}", ""),
+        ]
+        if self.speed:
+            parts.append((f" · {self.speed}", ""))
+        parts.append(("   F1 help · ctrl+p commands", "dim"))
+        return Text.assemble(*parts)
+
+
+class PersonaItem(ListItem):
+    def __init__(self, pid: str, name: str, greeting: str) -> None:
+        super().__init__(Label(name, classes="pname"), Label(greeting, classes="pgreet"))
+        self.pid = pid
+
+
+class PersonaSidebar(ListView):
+    """The personas you can talk to, with their greeting; Enter switches."""
