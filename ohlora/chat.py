@@ -126,9 +126,9 @@ class ChatSession:
     def send(self, text: str) -> Iterator[str]:
         """Yield the reply as it streams; the exchange joins the history when it ends."""
         text = clean_input(text)
+        template = template_for(self.base())  # before loading: a model without one fails fast
         engine = self.engine()
         self.last_memories = self.recall(text)
-        template = template_for(engine.base)
         prompt = build(
             self.persona,
             self.last_memories,

@@ -195,7 +195,8 @@ def build(
         else:
             # the new text alone is too long: keep its end, which is what the user just wrote
             over = count_tokens(rendered) - budget
-            keep = max(1, len(text) - max(over * 2, len(text) // 4))
+            chars_per_token = len(text) / max(count_tokens(text), 1)
+            keep = max(1, len(text) - int(over * chars_per_token) - 8)
             text = text[-keep:]
             truncated = True
 

@@ -1,0 +1,87 @@
+"""Both engines generate from the real packaged models; stop strings and stop reasons."""
+
+from dataclasses import replace
+
+import pytest
+
+from ohlora.backends.base import StopMatcher
+from ohlora.chat import ChatSession
+from ohlora.config import Settings
+from ohlora.models import resolve_base
+from ohlora.personas import load_persona
+
+
+def test_stop_matcher_holds_back_partial_stop():
+    m = StopMatcher(["<end_of_turn>"])
+    assert m.feed("hello <end") == "hello "
+    assert m.feed("_of") == ""
+    assert m.feed("_turn> tail") == ""
+    assert m.hit
+
+
+def test_stop_matcher_releases_false_alarm():
+    m = StopMatcher(["\n사용자:"])
+    assert m.feed("좋아\n") == "좋아"
+    assert m.feed("오늘") == "\n오늘"
+    assert not m.hit and m.flush() == ""
+
+
+def _short(persona_id: str, n: int = 12, **gen):
+    p = load_persona(persona_id)
+    return replace(p, generation=replace(p.generation, max_tokens=n, seed=7, **gen))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["llamacpp", "hf"])
+def test_gemma_generates_on_both_backends(backend):
+    session = ChatSession(Settings(backend=backend, memory=False, n_ctx=1024), _short("ironman"))
+    pieces = list(session.send("안녕?"))
+    result = session.last
+    assert "".join(pieces).strip() == result.text
+    assert result.completion_tokens >= 1 and result.prompt_tokens > 50
+    assert result.stop_reason in ("end_of_turn", "stop_string", "max_tokens")
+    assert session.engine().base.arch == "gemma3"
+    assert session.history[-1] == {"role": "assistant", "content": result.text}
+
+
+@pytest.mark.slow
+def test_smollm2_generates_through_same_code(smollm2_gguf):
+    session = ChatSession(Settings(memory=False, n_ctx=2048), _short("ironman"), base_override="smollm2")
+    text = "".join(session.send("Hello, who are you?"))
+    assert text.strip() and session.last.completion_tokens >= 1
+    assert "<|im_start|>assistant\n" in session.last_prompt  # the tokenizer's ChatML template
+    assert session.engine().base.arch == "llama"
+
+
+@pytest.mark.slow
+def test_max_tokens_stop_reason():
+    session = ChatSession(Settings(memory=False, n_ctx=1024), _short("ohlora", n=3, temperature=0.0))
+    list(session.send("오늘 날씨 어때? 길게 얘기해줘"))
+    assert session.last.completion_tokens <= 3
+    if session.last.completion_tokens == 3:
+        assert session.last.stop_reason == "max_tokens"
+
+
+@pytest.mark.slow
+def test_persona_stop_string_ends_reply():
+    p = _short("ohlora", n=40, temperature=0.0)
+    session = ChatSession(Settings(memory=False, n_ctx=1024), p)
+    free = "".join(session.send("하나 둘 셋 넷 다섯 여섯 일곱 여덟 아홉 열 세어봐"))
+    words = free.split()
+    if len(words) < 3:
+        pytest.skip("greedy answer too short to plant a stop string")
+    session = ChatSession(Settings(memory=False, n_ctx=1024), replace(p, stop=(words[1],)))
+    cut = "".join(session.send("하나 둘 셋 넷 다섯 여섯 일곱 여덟 아홉 열 세어봐"))
+    assert session.last.stop_reason == "stop_string"
+    assert words[1] not in cut and free.startswith(cut.strip())
+
+
+@pytest.mark.slow
+def test_llamacpp_cancel_from_the_consumer():
+    session = ChatSession(Settings(memory=False, n_ctx=1024), _short("ohlora", n=64))
+    got = []
+    for piece in session.send("긴 이야기를 해줘"):
+        got.append(piece)
+        session.cancel()
+    assert session.last.stop_reason in ("cancelled", "end_of_turn", "stop_string")
+    assert session.last.completion_tokens <= 3

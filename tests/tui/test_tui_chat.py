@@ -1,0 +1,102 @@
+"""The chat app on the real packaged model, driven with Textual's pilot; rows checked in SQLite."""
+
+import json
+
+import pytest
+from tui_helpers import SIZE, make_app, rows, type_and_send, wait_for
+
+from ohlora.config import get_paths
+from ohlora.tui.widgets import MessageView
+
+
+def _views(app, role=None):
+    return [v for v in app.query(MessageView) if role is None or v.role == role]
+
+
+@pytest.mark.slow
+async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        # first paint comes before the model: the greeting is there and the input says loading
+        assert _views(app)[0].has_class("greeting")
+        await wait_for(pilot, app.model_ready.is_set)
+        assert not app.model_error, app.model_error
+        assert "Message 오로라" in str(app.query_one("#input").placeholder)
+
+        # 1. send: the user's row is committed before the reply; the reply streams in
+        await type_and_send(pilot, "안녕? 오늘 비가 와서 기분이 어때? 🌧️")
+        cid = app.conversation_id
+        assert rows("SELECT role, content FROM messages WHERE conversation_id = ?", (cid,)) == [
+            ("user", "안녕? 오늘 비가 와서 기분이 어때? 🌧️")
+        ]
+        seen: set[str] = set()
+
+        def done() -> bool:
+            if app.generating:
+                seen.add(_views(app, "assistant")[-1].text)
+            return not app.generating
+
+        await wait_for(pilot, done, step=0.05)
+        reply = _views(app, "assistant")[-1]
+        assert reply.text.strip(), reply.note
+        assert len(seen - {""}) >= 1  # text was on screen before the reply finished
+        (role, content, persona, ptok, ctok, reason), = rows(
+            "SELECT role, content, persona, prompt_tokens, completion_tokens, stop_reason FROM messages"
+            " WHERE conversation_id = ? AND role = 'assistant'", (cid,))
+        assert (role, content, persona) == ("assistant", reply.text, "ohlora")
+        assert ptok > 0 and 1 <= ctok <= 4 and reason in ("max_tokens", "end_of_turn", "stop_string")
+        assert "tok/s" in str(app.query_one("#status").render()) or ctok < 2
+
+        # 2. switch persona with the slash command: takes effect on the next reply
+        await type_and_send(pilot, "/persona ironman")
+        assert app.session.persona.id == "ironman"
+        assert "Iron Man" in str(app.query_one("#status").render())
+        await type_and_send(pilot, "Hey Tony, what are you building today?")
+        await wait_for(pilot, lambda: not app.generating)
+        assert rows("SELECT persona FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1", (cid,)) == [
+            ("ironman",)
+        ]
+
+        # 3. regenerate: the last reply's row is replaced, the user's row stays
+        before = rows("SELECT id, role FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.generating
+        await wait_for(pilot, lambda: not app.generating)
+        after = rows("SELECT id, role FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))
+        assert [r[1] for r in after] == [r[1] for r in before] == ["user", "assistant", "user", "assistant"]
+        assert after[:3] == before[:3] and after[3][0] != before[3][0]
+        assert len(app.session.history) == 4
+
+        # 4. Esc stops a long reply and keeps what was written
+        app.generation_overrides["max_tokens"] = 200
+        await type_and_send(pilot, "Tell me a long story about the suit.")
+        await wait_for(pilot, lambda: not app.generating or _views(app, "assistant")[-1].text.strip())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.generating)
+        stopped = _views(app, "assistant")[-1]
+        (content, reason, ctok), = rows(
+            "SELECT content, stop_reason, completion_tokens FROM messages WHERE conversation_id = ?"
+            " ORDER BY id DESC LIMIT 1", (cid,))
+        assert content == stopped.text
+        assert reason in ("cancelled", "end_of_turn", "stop_string") and ctok < 200
+
+        # 5. export: Markdown and JSON into the data folder, paths shown in the chat
+        await type_and_send(pilot, "/export")
+        md = get_paths().data_dir / "exports" / f"conversation-{cid}.md"
+        js = md.with_suffix(".json")
+        assert str(md) in _views(app, "system")[-1].text
+        text = md.read_text(encoding="utf-8")
+        assert "안녕? 오늘 비가 와서 기분이 어때? 🌧️" in text and "## Iron Man" in text and "## 오로라" in text
+        assert len(json.loads(js.read_text(encoding="utf-8"))["messages"]) == 6
+        shown = [(v.role, v.text) for v in _views(app) if v.role in ("user", "assistant") and not v.has_class("greeting")]
+
+    # 6. restart with --continue: the same conversation, persona and history come back
+    again = make_app(cont=True, load_model=False)
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert again.conversation_id == cid
+        assert again.session.persona.id == "ironman"
+        assert [(v.role, v.text) for v in _views(again) if v.role != "system"] == shown
+        assert [m["role"] for m in again.session.history] == ["user", "assistant"] * 3
+        assert "stopped" in _views(again, "assistant")[-1].note or reason != "cancelled"
