@@ -118,22 +118,26 @@ class OhloraApp(App[int]):
         self._update_status()
         self.set_interval(FLUSH_SECONDS, self._flush)
         self.query_one(ChatInput).focus()
-        if self.store_error:
-            self._system(f"Conversations are not being saved: {self.store_error}", error=True)
+        notices: list[tuple[str, bool]] = []
         target = self.open_id
         if target is None and self.cont and self.store is not None:
             last = self.store.last_conversation()
             target = last.id if last else None
             if last is None:
-                self._system("No saved conversation yet: starting a new one.")
+                notices.append(("No saved conversation yet: starting a new one.", False))
+        opened = False
         if target is not None and self.store is not None:
             try:
                 self.open_conversation(target)
+                opened = True
             except UserError as exc:
-                self._system(str(exc), error=True)
-                self.new_conversation()
-        else:
+                notices.append((str(exc), True))
+        if not opened:
             self.new_conversation()
+        if self.store_error:
+            notices.append((f"Conversations are not being saved: {self.store_error}", True))
+        for text, error in notices:
+            self._system(text, error=error)
         self.call_after_refresh(self._after_first_paint)
 
     def _after_first_paint(self) -> None:

@@ -233,6 +233,8 @@ class MemoryScreen(ModalScreen[None]):
             return
         for item in items:
             view.append(MemoryItem(getattr(item, "id", None), str(getattr(item, "text", item))))
+        if items:
+            view.index = 0
         view.focus()
 
     def action_forget(self) -> None:
