@@ -82,6 +82,7 @@ class ChatSession:
         pool: EnginePool | None = None,
         memory: Any = None,
         history: list[dict] | None = None,
+        use_adapter: bool = True,
     ):
         self.settings = settings
         self.persona = persona if isinstance(persona, Persona) else load_persona(persona or settings.persona)
@@ -89,6 +90,7 @@ class ChatSession:
         self.pool = pool or EnginePool(settings, settings.backend)
         self.memory = memory
         self.history: list[dict] = list(history or [])
+        self.use_adapter = use_adapter  # False: the bare base with the persona's prompt
         self.last: GenerationResult | None = None
         self.last_memories: list[str] = []
         self.last_prompt: str = ""
@@ -104,7 +106,11 @@ class ChatSession:
         """Load (once) the engine for the persona's base and activate its adapter."""
         if self._engine is None:
             self._engine = self.pool.get(self.base())
-        self._has_adapter = activate_persona(self._engine, self.persona)
+        if self.use_adapter:
+            self._has_adapter = activate_persona(self._engine, self.persona)
+        else:
+            self._engine.set_adapter(None)
+            self._has_adapter = False
         return self._engine
 
     def set_persona(self, persona: Persona | str) -> None:
