@@ -696,30 +696,29 @@ def _base_label(spec: str) -> str:
     return Path(spec).stem or spec
 
 
+_REASONS = {"cancelled": "stopped", "max_tokens": "length limit", "error": "error"}
+
+
 def _result_note(result: "GenerationResult") -> str:
-    reason = {"cancelled": "stopped", "max_tokens": "length limit", "end_of_turn": "", "stop_string": ""}.get(
-        result.stop_reason, result.stop_reason
-    )
-    bits = [f"{result.completion_tokens} tokens"]
-    if result.tokens_per_s:
-        bits.append(f"{result.tokens_per_s:.1f} tok/s")
-    if reason:
-        bits.append(reason)
-    if not result.text:
-        bits.insert(0, "(empty reply)")
+    return _stats_note(result.text, result.completion_tokens, result.tokens_per_s, result.stop_reason)
+
+
+def _stats_note(text: str, tokens: int | None, speed: float | None, reason: str | None) -> str:
+    """'12 tokens · 9.8 tok/s · length limit' under a reply."""
+    bits = [] if text else ["(empty reply)"]
+    if tokens is not None:
+        bits.append(f"{tokens} tokens")
+    if speed:
+        bits.append(f"{speed:.1f} tok/s")
+    if reason in _REASONS:
+        bits.append(_REASONS[reason])
     return " · ".join(bits)
 
 
 def _note(m) -> str:
-    if m.role != "assistant" or m.completion_tokens is None:
-        return "stopped" if m.stop_reason == "cancelled" else ""
-    return " · ".join(
-        b for b in (
-            f"{m.completion_tokens} tokens",
-            f"{m.tokens_per_s:.1f} tok/s" if m.tokens_per_s else "",
-            "stopped" if m.stop_reason == "cancelled" else "",
-        ) if b
-    )
+    if m.role != "assistant":
+        return ""
+    return _stats_note(m.content, m.completion_tokens, m.tokens_per_s, m.stop_reason)
 
 
 def run_app(settings: Settings, base: str | None = None, cont: bool = False) -> int:

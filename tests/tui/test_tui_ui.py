@@ -195,3 +195,24 @@ async def test_memory_panel_lists_recalled_and_forgets():
         await pilot.press("d")
         await pilot.pause()
         assert [m.id for m in app.memory.items] == [2]
+
+
+async def test_copy_last_reply_and_a_focused_message():
+    from ohlora.store import ChatStore
+
+    store = ChatStore(get_paths().db_file)
+    cid = store.new_conversation("ohlora")
+    store.add_message(cid, "user", "노래 추천해줘", "ohlora")
+    store.add_message(cid, "assistant", "**빗소리** 플레이리스트 어때? 🎵", "ohlora", completion_tokens=9,
+                      tokens_per_s=8.0, stop_reason="max_tokens")
+    store.close()
+    app = make_app(load_model=False, cont=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        reply = _views(app, "assistant")[-1]
+        assert reply.note == "9 tokens · 8.0 tok/s · length limit"
+        await pilot.press("ctrl+o")
+        assert app.clipboard == "**빗소리** 플레이리스트 어때? 🎵"
+        _views(app, "user")[-1].focus()
+        await pilot.press("c")
+        assert app.clipboard == "노래 추천해줘"
