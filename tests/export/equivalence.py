@@ -42,7 +42,6 @@ def llama_logits(gguf_path: Path, lora_gguf: Path | None, ids_list: list[list[in
     rows = []
     for ids in ids_list:
         llm.reset()
-        llm._ctx.kv_cache_clear() if hasattr(llm, "_ctx") and hasattr(llm._ctx, "kv_cache_clear") else None
         llm.eval(ids)
         rows.append(np.array(llm.scores[: len(ids)], dtype=np.float32))
     llm.close()
