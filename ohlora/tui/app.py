@@ -211,7 +211,7 @@ class OhloraApp(App[int]):
             bar.speed = speed
         field = self.query_one(ChatInput)
         if self.model_ready.is_set() and not self.model_error:
-            field.placeholder = f"Message {self.session.persona.name} · Enter send · Shift+Enter newline · /help"
+            field.placeholder = f"Message {self.session.persona.name} · Enter send · Shift+Enter or Ctrl+J newline · /help"
         elif self.model_error:
             field.placeholder = "The model failed to load (see above); /help still works"
         else:
@@ -380,6 +380,8 @@ class OhloraApp(App[int]):
         self.generating = False
         persona = reply["persona"] if reply else self.session.persona.id
         saved = bool(reply and reply["saved"])
+        if self.session._engine is not None:
+            self.base_name = self.session._engine.base.name
         if result is not None:
             view.set_content(result.text)
             if not saved:

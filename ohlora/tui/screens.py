@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 HELP_KEYS = [
     ("Enter", "send the message"),
-    ("Shift+Enter / Alt+Enter / Ctrl+J", "new line in the message"),
+    ("Shift+Enter or Ctrl+J", "new line in the message"),
     ("Esc", "stop the reply (keeps what was written)"),
     ("Ctrl+T", "switch to the next persona"),
     ("Ctrl+B", "show/hide the persona sidebar"),

@@ -16,14 +16,14 @@ SHOWN_USER_CHARS = 4000  # a huge paste is stored whole but shown shortened
 
 
 class ChatInput(TextArea):
-    """Enter sends, Shift+Enter (or Alt+Enter / Ctrl+J) inserts a newline."""
+    """Enter sends; Shift+Enter (or Ctrl+J, for terminals that send Shift+Enter as Enter) inserts a newline."""
 
     @dataclass
     class Submitted(TMessage):
         input: "ChatInput"
         value: str
 
-    BINDINGS = [Binding("shift+enter,alt+enter,ctrl+j", "newline", "Newline", show=False)]
+    BINDINGS = [Binding("shift+enter,ctrl+j", "newline", "Newline", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)

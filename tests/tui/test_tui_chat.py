@@ -101,3 +101,59 @@ async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf):
         assert [(v.role, v.text) for v in _views(again) if v.role != "system"] == shown
         assert [m["role"] for m in again.session.history] == ["user", "assistant"] * 3
         assert "stopped" in _views(again, "assistant")[-1].note or reason != "cancelled"
+
+
+@pytest.mark.slow
+def test_kill_mid_reply_keeps_the_users_message(gemma_gguf, tmp_path):
+    """`ohlora chat` in a real pseudo-terminal, killed with SIGKILL while the model writes."""
+    import fcntl
+    import os
+    import pty
+    import signal
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import threading
+    import time
+
+    from ohlora.store import ChatStore
+
+    timings = tmp_path / "timings.jsonl"
+    env = {**os.environ, "OHLORA_TUI_TIMINGS": str(timings), "OHLORA_MEMORY": "false"}
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "ohlora.cli", "chat"], stdin=slave, stdout=slave,
+                            stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+
+    def drain():
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 120
+        while "model_ready" not in (timings.read_text() if timings.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "app did not get ready"
+            time.sleep(0.1)
+        os.write(master, "이건 저장돼야 해. 길게 얘기해줘!".encode() + b"\r")
+        db = get_paths().db_file
+        while not (db.exists() and rows("SELECT count(*) FROM messages") == [(1,)]):
+            assert time.monotonic() < deadline, "the user's message was not saved"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the reply is being written now (200 tokens take far longer)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert rows("PRAGMA integrity_check") == [("ok",)]
+    assert rows("SELECT role, content FROM messages") == [("user", "이건 저장돼야 해. 길게 얘기해줘!")]
+    store = ChatStore(get_paths().db_file)  # the next start opens it normally
+    assert store.last_conversation().message_count == 1
+    store.close()
