@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, ListItem, ListView, Static
 
@@ -33,13 +33,13 @@ HELP_KEYS = [
 ]
 
 SLASH_HELP = [
-    ("/persona NAME", "switch persona (id or name); takes effect on the next reply"),
+    ("/persona NAME", "switch persona (id or name), from the next reply"),
     ("/personas", "list personas"),
     ("/new", "start a new conversation"),
-    ("/clear", "clear the screen and start a new conversation (the old one stays saved)"),
+    ("/clear", "clean screen, new conversation (old one stays saved)"),
     ("/regen", "regenerate the last reply"),
     ("/copy", "copy the last reply"),
-    ("/export", "write this conversation as Markdown and JSON into the data folder"),
+    ("/export", "save as Markdown + JSON in the data folder"),
     ("/rename TITLE", "rename this conversation"),
     ("/list", "conversation list"),
     ("/memory", "memory panel"),
@@ -51,20 +51,24 @@ SLASH_HELP = [
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
 
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
+
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("Keys\n", style="bold")
         for key, what in HELP_KEYS:
-            text.append(f"  {key:<34}", style="bold cyan")
+            text.append(f"  {key:<24}", style="bold cyan")
             text.append(f"{what}\n")
         text.append("\nSlash commands\n", style="bold")
         for cmd, what in SLASH_HELP:
-            text.append(f"  {cmd:<34}", style="bold cyan")
+            text.append(f"  {cmd:<24}", style="bold cyan")
             text.append(f"{what}\n")
         text.append("\nEsc closes this help.", style="dim")
-        with Vertical(id="dialog"):
+        with Vertical(id="dialog", classes="tall"):
             yield Label("ohlora help", classes="title")
-            yield Static(text, id="help-text")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(text, id="help-text")
 
 
 class PromptScreen(ModalScreen[str | None]):
