@@ -353,7 +353,7 @@ class OhloraApp(App[int]):
             p = self.session.persona
             self.session.persona = replace(p, generation=replace(p.generation, **self.generation_overrides))
         error = ""
-        self._from_thread(view.set_note, "writing…")
+        self._from_thread(view.set_note, "reading your message…")
         try:
             for piece in self.session.send(text):
                 with self._buffer_lock:
@@ -368,9 +368,14 @@ class OhloraApp(App[int]):
         reply = self._reply
         if reply is None:
             return
+        view: MessageView = reply["view"]
         with self._buffer_lock:
-            reply["view"].flush()
-        self.message_list.scroll_end(animate=False)
+            arrived = bool(view._pending)
+            view.flush()
+        if arrived:
+            if view.note != "writing…":
+                view.set_note("writing…")
+            self.message_list.scroll_end(animate=False)
 
     def _reply_done(self, view: MessageView, result: "GenerationResult | None", error: str) -> None:
         reply, self._reply = self._reply, None
