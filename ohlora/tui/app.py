@@ -354,7 +354,10 @@ class OhloraApp(App[int]):
             self.session.persona = replace(p, generation=replace(p.generation, **self.generation_overrides))
         error = ""
         self._from_thread(view.set_note, "reading your message…")
+        self.session.conversation_id = self.conversation_id  # for memory.observe (see chat.py)
         try:
+            with _real_stderr():  # a persona on another base loads its engine here
+                self.session.engine()
             for piece in self.session.send(text):
                 with self._buffer_lock:
                     view.queue(piece)

@@ -236,7 +236,9 @@ class MemoryScreen(ModalScreen[None]):
             self.notify(f"memory: {exc}", severity="error")
             return
         for item in items:
-            view.append(MemoryItem(getattr(item, "id", None), str(getattr(item, "text", item))))
+            mid = getattr(item, "id", None)
+            label = str(getattr(item, "text", item))
+            view.append(MemoryItem(mid, f"#{mid}  {label}" if mid is not None else label))
         if items:
             view.index = 0
         view.focus()
