@@ -96,6 +96,7 @@ class OhloraApp(App[int]):
         self.base_name = _base_label(base or settings.base or self.session.persona.base)
         self.generating = False
         self._reply: dict | None = None  # the reply being streamed: view, persona, saved flag
+        self._reply_engine: Any = None  # the engine writing it
         self._buffer_lock = threading.Lock()
         self._timings = os.environ.get(TIMINGS_ENV)
         self._mark("init")
@@ -357,7 +358,7 @@ class OhloraApp(App[int]):
         self.session.conversation_id = self.conversation_id  # for memory.observe (see chat.py)
         try:
             with _real_stderr():  # a persona on another base loads its engine here
-                self.session.engine()
+                self._reply_engine = self.session.engine()
             for piece in self.session.send(text):
                 with self._buffer_lock:
                     view.queue(piece)
@@ -405,9 +406,15 @@ class OhloraApp(App[int]):
         self.message_list.scroll_end(animate=False)
 
     # -- actions ------------------------------------------------------------------
+    def _cancel(self) -> None:
+        """Stop the running reply (set_persona mid-reply detaches the session from its engine)."""
+        self.session.cancel()
+        if self._reply_engine is not None:
+            self._reply_engine.cancel()
+
     def action_stop(self) -> None:
         if self.generating:
-            self.session.cancel()
+            self._cancel()
             self.notify("stopping…", timeout=1.5)
 
     def action_help(self) -> None:
@@ -568,7 +575,7 @@ class OhloraApp(App[int]):
         reply = self._reply
         if reply is None or reply["saved"]:
             return
-        self.session.cancel()
+        self._cancel()
         view: MessageView = reply["view"]
         with self._buffer_lock:
             view.flush()
@@ -577,7 +584,7 @@ class OhloraApp(App[int]):
         reply["saved"] = True
 
     def on_unmount(self) -> None:
-        self.session.cancel()
+        self._cancel()
 
     # -- slash commands and the palette -------------------------------------------
     def run_slash(self, line: str) -> None:

@@ -69,13 +69,15 @@ async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf):
         assert after[:3] == before[:3] and after[3][0] != before[3][0]
         assert len(app.session.history) == 4
 
-        # 4. Esc stops a long reply and keeps what was written
+        # 4. Esc stops a long reply and keeps what was written, even after a persona switch mid-reply
         app.generation_overrides["max_tokens"] = 200
         await type_and_send(pilot, "Tell me a long story about the suit.")
         await wait_for(pilot, lambda: not app.generating or _views(app, "assistant")[-1].text.strip())
+        await pilot.press("ctrl+t")  # switching persona now affects the next reply only
         await pilot.press("escape")
         await wait_for(pilot, lambda: not app.generating)
-        stopped = _views(app, "assistant")[-1]
+        stopped = [v for v in _views(app, "assistant") if not v.has_class("greeting")][-1]
+        assert app.session.persona.id == "ohlora"
         (content, reason, ctok), = rows(
             "SELECT content, stop_reason, completion_tokens FROM messages WHERE conversation_id = ?"
             " ORDER BY id DESC LIMIT 1", (cid,))
