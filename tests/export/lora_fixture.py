@@ -36,6 +36,8 @@ EVAL_TEXTS = {
         "우와, 대단하다! 나는 베이킹 하면 자주 망하는데. 무슨 맛이야? 사진 보여줘!<end_of_turn>\n"
         "<start_of_turn>user\n초코 케이크! 근데 좀 탔어<end_of_turn>\n<start_of_turn>model\n"
         "괜찮아, 조금 탄 것도 맛이지 뭐. 다음엔 온도를 살짝 낮춰 보자!<end_of_turn>\n",
+        "<start_of_turn>user\n주말에 뭐 할지 모르겠어<end_of_turn>\n<start_of_turn>model\n"
+        "음, 날씨 좋으면 공원 산책 어때? 좋아하는 노래 틀어 놓고 걷다 보면 기분이 한결 가벼워질 거야.<end_of_turn>\n",
     ],
     "llama": [
         "<|im_start|>system\nYou are Tony Stark: a genius inventor, fast-talking and sarcastic, but always helpful.<|im_end|>\n"
