@@ -272,7 +272,7 @@ def open_gguf(path: Path):
 def _field_str(reader, key: str) -> str:
     field_ = reader.fields.get(key)
     if field_ is None:
-        raise UserError(f"{reader.data.filename if hasattr(reader.data, 'filename') else 'GGUF'}: missing '{key}'")
+        raise UserError(f"GGUF file has no '{key}' (not a model file?)")
     return bytes(field_.parts[field_.data[0]]).decode("utf-8")
 
 

@@ -89,17 +89,18 @@ def merge_lora_into_gguf(
     return out
 
 
-def dequantize_gguf(src: Path, dest: Path) -> Path:
+def dequantize_gguf(src: Path, dest: Path, names: set[str] | None = None) -> Path:
     """Every quantized tensor of `src` as f32: the exact weights an HF copy dequantized from it has.
 
     llama.cpp on such a file computes with the same weights as transformers on the HF copy,
-    so comparisons against it measure the adapter, not the quantization.
+    so comparisons against it measure the adapter, not the quantization. `names` limits
+    the conversion to those tensors (e.g. the ones an adapter touches).
     """
     src, dest = Path(src), Path(dest)
     info = base_info(src)
     tmp = atomic_target(dest)
     try:
-        _write_merged(src, info.arch, {}, tmp, "f32", {"ohlora.dequantized_from": src.name}, convert_all=True)
+        _write_merged(src, info.arch, {}, tmp, "f32", {"ohlora.dequantized_from": src.name}, convert=names or True)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -108,7 +109,7 @@ def dequantize_gguf(src: Path, dest: Path) -> Path:
 
 
 def _write_merged(
-    base_gguf: Path, arch: str, deltas: dict, dest: Path, quant: str, extra: dict, convert_all: bool = False
+    base_gguf: Path, arch: str, deltas: dict, dest: Path, quant: str, extra: dict, convert: "bool | set[str]" = False
 ) -> None:
     import gguf
     import numpy as np
@@ -123,7 +124,8 @@ def _write_merged(
     Q = gguf.GGMLQuantizationType
     for t in reader.tensors:
         lora = deltas.get(t.name)
-        if lora is None and not (convert_all and t.tensor_type not in (Q.F32, Q.F16)):
+        wanted = convert is True or (isinstance(convert, set) and t.name in convert)
+        if lora is None and not (wanted and t.tensor_type not in (Q.F32, Q.F16)):
             writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
             continue
         shape = tuple(int(n) for n in reversed(t.shape))  # numpy order of the ggml shape
