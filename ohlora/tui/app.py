@@ -551,7 +551,7 @@ class OhloraApp(App[int]):
         except (OSError, UserError) as exc:
             self._system(f"Export failed: {exc}", error=True)
             return
-        self._system(f"Exported to:\n{md}\n{js}")
+        self._system(f"Exported to:\n\n- `{md}`\n- `{js}`")
 
     def action_clear(self) -> None:
         self.action_new_conversation()

@@ -128,9 +128,11 @@ class ConversationsScreen(ModalScreen[int | str | None]):
         table.clear()
         for c in self.store.list_conversations():
             mark = "▶ " if c.id == self.current else ""
+            title = c.title or "(untitled)"
+            title = title if len(title) <= 30 else title[:29] + "…"
             updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
             table.add_row(
-                str(c.id), mark + (c.title or "(untitled)"), self.names.get(c.persona, c.persona),
+                str(c.id), mark + title, self.names.get(c.persona, c.persona),
                 str(c.message_count), updated, key=str(c.id),
             )
 
