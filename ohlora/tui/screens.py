@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -129,7 +130,8 @@ class ConversationsScreen(ModalScreen[int | str | None]):
         for c in self.store.list_conversations():
             mark = "▶ " if c.id == self.current else ""
             title = c.title or "(untitled)"
-            title = title if len(title) <= 30 else title[:29] + "…"
+            if cell_len(title) > 40:
+                title = set_cell_size(title, 39) + "…"
             updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
             table.add_row(
                 str(c.id), mark + title, self.names.get(c.persona, c.persona),
