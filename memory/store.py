@@ -1,0 +1,447 @@
+"""MemoryStore: remember, recall, forget. SQLite holds the truth; numpy holds the search matrix.
+
+Recall ranks active (not superseded) memories by the cosine of sentence embeddings
+(`retriever="dense"`, the measured best on the bench files), optionally fused by rank
+with Kiwi-morpheme BM25 (`"hybrid"`) or by BM25 alone (`"bm25"`). Newer memories win ties.
+The matrix is loaded on the first recall and kept in memory between queries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from memory import dates
+from memory.db import connect
+from memory.embed import Embedder, get_embedder
+from memory.extract import extract
+from memory.index import VectorIndex
+from memory.lexical import BM25Index, tokenize
+from memory.types import Memory, Recalled
+from ohlora.errors import UserError
+
+MAX_MEMORY_CHARS = 2000  # an explicit memory longer than this is refused
+MAX_OBSERVE_CHARS = 20000  # observe() reads at most this much of a message
+DUP_COSINE = 0.93  # near-duplicate: cosine at least this AND most content words shared
+DUP_OVERLAP = 0.5
+MIN_COSINE = 0.70  # recall(): memories below this cosine are not returned (bench uses 0)
+RRF_K = 60
+RETRIEVERS = ("dense", "hybrid", "bm25")
+
+_COLUMNS = "id, text, created_at, updated_at, persona, conversation_id, event_date, slot, source, superseded_by"
+
+
+def _iso(now: datetime | None) -> str:
+    now = now or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        now = now.astimezone()
+    return now.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _row(r) -> Memory:
+    return Memory(
+        id=r["id"], text=r["text"], created_at=r["created_at"], updated_at=r["updated_at"],
+        persona=r["persona"], conversation_id=r["conversation_id"], event_date=r["event_date"],
+        slot=r["slot"], source=r["source"], superseded_by=r["superseded_by"],
+    )
+
+
+def _overlap(a: str, b: str) -> float:
+    ta, tb = set(tokenize(a)), set(tokenize(b))
+    if not ta or not tb:
+        return 1.0 if a.strip() == b.strip() else 0.0
+    return len(ta & tb) / len(ta | tb)
+
+
+class MemoryStore:
+    """Long-term memory in one SQLite file. Thread-safe; the embedder loads on first need."""
+
+    def __init__(self, db_path: Path, embedder: Embedder | None = None, *, embedder_spec: str = "",
+                 retriever: str = "dense", min_cosine: float = MIN_COSINE) -> None:
+        if retriever not in RETRIEVERS:
+            raise UserError(f"unknown retriever '{retriever}' (known: {', '.join(RETRIEVERS)})")
+        self.db_path = Path(db_path)
+        self.retriever = retriever
+        self.min_cosine = min_cosine
+        self._embedder = embedder
+        self._embedder_spec = embedder_spec
+        self._con = connect(self.db_path)
+        self._lock = threading.RLock()
+        self._index: VectorIndex | None = None
+        self._bm25: BM25Index | None = None
+
+    # ------------------------------------------------------------ plumbing
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self._embedder_spec)
+        return self._embedder
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _save_vectors(self, ids: list[int], vecs: np.ndarray) -> None:
+        name = self.embedder.name
+        self._con.executemany(
+            "INSERT OR REPLACE INTO vectors(memory_id, model, dim, vec) VALUES (?, ?, ?, ?)",
+            [(mid, name, vecs.shape[1], vecs[i].astype(np.float16).tobytes()) for i, mid in enumerate(ids)],
+        )
+
+    def _load_index(self) -> VectorIndex:
+        """Build the search matrix from SQLite, embedding memories that lack a vector for this model."""
+        if self._index is not None:
+            return self._index
+        name = self.embedder.name
+        rows = self._con.execute(
+            "SELECT m.id, m.text, m.persona, m.superseded_by, v.model, v.dim, v.vec "
+            "FROM memories m LEFT JOIN vectors v ON v.memory_id = m.id ORDER BY m.id"
+        ).fetchall()
+        missing = [r for r in rows if r["model"] != name]
+        fresh: dict[int, np.ndarray] = {}
+        if missing:
+            vecs = self.embedder.encode([r["text"] for r in missing], kind="memory")
+            self._con.execute("BEGIN IMMEDIATE")
+            self._save_vectors([r["id"] for r in missing], vecs)
+            self._con.execute("COMMIT")
+            fresh = {r["id"]: vecs[i] for i, r in enumerate(missing)}
+        dim = next(iter(fresh.values())).shape[0] if fresh else (rows[0]["dim"] if rows else None)
+        if dim is None:
+            dim = int(self.embedder.encode(["dim"], kind="memory").shape[1])
+        index = VectorIndex(dim, capacity=max(256, len(rows)))
+        if rows:
+            mat = np.stack([
+                fresh[r["id"]] if r["id"] in fresh else np.frombuffer(r["vec"], dtype=np.float16).astype(np.float32)
+                for r in rows
+            ])
+            index.add_many([r["id"] for r in rows], mat, [r["persona"] for r in rows],
+                           [r["superseded_by"] is None for r in rows])
+        self._index = index
+        return index
+
+    def _lexical(self) -> BM25Index:
+        if self._bm25 is None:
+            index = self._load_index()
+            bm = BM25Index()
+            texts = dict(self._con.execute("SELECT id, text FROM memories").fetchall())
+            for mid, row in index.row_of.items():
+                bm.add(row, tokenize(texts[mid]))
+            self._bm25 = bm
+        return self._bm25
+
+    def _insert(self, texts: list[str], *, persona, conversation_id, now, slots=None, event_dates=None,
+                source="explicit", vecs: np.ndarray | None = None, created: list[str] | None = None) -> list[int]:
+        """Insert memories (one transaction) and add them to the live index."""
+        index = self._load_index()
+        if vecs is None:
+            vecs = self.embedder.encode(texts, kind="memory")
+        ts = _iso(now)
+        ids: list[int] = []
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            for i, text in enumerate(texts):
+                cur = self._con.execute(
+                    "INSERT INTO memories(text, created_at, persona, conversation_id, event_date, slot, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (text, created[i] if created and created[i] else ts, persona, conversation_id,
+                     event_dates[i] if event_dates else None, slots[i] if slots else None, source),
+                )
+                ids.append(int(cur.lastrowid))
+            self._save_vectors(ids, vecs)
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        index.add_many(ids, vecs, [persona] * len(ids), [True] * len(ids))
+        if self._bm25 is not None:
+            for mid, text in zip(ids, texts):
+                self._bm25.add(index.row_of[mid], tokenize(text))
+        return ids
+
+    # ------------------------------------------------------------ public API
+    def add(self, text: str, *, persona: str | None = None, conversation_id: int | None = None,
+            now: datetime | None = None) -> Memory:
+        """Remember `text` as given (`/remember`, `ohlora memory add`); an identical active memory is reused."""
+        text = self._check_text(text)
+        with self._lock:
+            same = self._con.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE text = ? AND superseded_by IS NULL", (text,)
+            ).fetchone()
+            if same is not None:
+                self._con.execute("UPDATE memories SET updated_at = ? WHERE id = ?", (_iso(now), same["id"]))
+                return self.get(same["id"])
+            ref = dates.resolve(text, now)
+            stored = dates.annotate(text, ref) if ref is not None else text
+            (mid,) = self._insert([stored], persona=persona, conversation_id=conversation_id, now=now,
+                                  event_dates=[ref.value if ref else None])
+            return self.get(mid)
+
+    def observe(self, text: str, *, persona: str | None, conversation_id: int | None,
+                now: datetime | None = None) -> list[Memory]:
+        """Store what is worth keeping from a user message; return the memories created or updated.
+
+        A returned memory's `replaced` lists the ids it superseded. Questions, greetings and
+        small talk store nothing; an empty message stores nothing.
+        """
+        if not isinstance(text, str) or not text.strip():
+            return []
+        facts = extract(text[:MAX_OBSERVE_CHARS], now)
+        if not facts:
+            return []
+        with self._lock:
+            index = self._load_index()
+            vecs = self.embedder.encode([f.text for f in facts], kind="memory")
+            changed: list[Memory] = []
+            for fact, vec in zip(facts, vecs):
+                changed.append(self._merge(fact, vec, index, persona, conversation_id, now))
+            return changed
+
+    def _merge(self, fact, vec, index: VectorIndex, persona, conversation_id, now) -> Memory:
+        """Update a same-slot/near-duplicate memory, supersede a contradicted one, or insert."""
+        ts = _iso(now)
+        old = None
+        if fact.slot:
+            old = self._con.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE slot = ? AND superseded_by IS NULL ORDER BY id DESC",
+                (fact.slot,),
+            ).fetchall()
+        value_of = {}
+        if old:
+            value_of = {r["id"]: v for r in old for v in [self._slot_value(r["id"])]}
+        same_value = [r for r in (old or []) if fact.value is not None and value_of.get(r["id"]) == fact.value]
+        if not same_value:  # a near-duplicate without a slot, or with the same wording
+            n = index.n
+            if n:
+                cos = index.cosine(vec)
+                cos[~index.mask(None)] = -1.0
+                best = int(np.argmax(cos))
+                if cos[best] >= DUP_COSINE:
+                    cand = self.get(int(index.ids[best]))
+                    if (cand.slot in (None, fact.slot)) and _overlap(cand.text, fact.text) >= DUP_OVERLAP:
+                        same_value = [{"id": cand.id}]
+        if same_value:
+            mid = same_value[0]["id"]
+            self._con.execute("BEGIN IMMEDIATE")
+            self._con.execute(
+                "UPDATE memories SET text = ?, updated_at = ?, event_date = COALESCE(?, event_date), "
+                "slot = COALESCE(slot, ?) WHERE id = ?",
+                (fact.text, ts, fact.event_date, fact.slot, mid),
+            )
+            self._save_vectors([mid], vec[None, :])
+            self._set_value(mid, fact.value)
+            self._con.execute("COMMIT")
+            index.set_vector(mid, vec)
+            if self._bm25 is not None:
+                self._bm25.add(index.row_of[mid], tokenize(fact.text))
+            return self.get(mid)
+        (mid,) = self._insert([fact.text], persona=persona, conversation_id=conversation_id, now=now,
+                              slots=[fact.slot], event_dates=[fact.event_date], source="extracted", vecs=vec[None, :])
+        self._set_value(mid, fact.value)
+        replaced = [r["id"] for r in (old or [])]
+        if replaced:
+            self._con.execute("BEGIN IMMEDIATE")
+            self._con.executemany("UPDATE memories SET superseded_by = ? WHERE id = ?", [(mid, r) for r in replaced])
+            self._con.execute("COMMIT")
+            for r in replaced:
+                index.set_active(r, False)
+        memory = self.get(mid)
+        memory.replaced = replaced
+        return memory
+
+    def _slot_value(self, mid: int) -> str | None:
+        row = self._con.execute("SELECT slot_value FROM memories WHERE id = ?", (mid,)).fetchone()
+        return row[0] if row else None
+
+    def _set_value(self, mid: int, value: str | None) -> None:
+        self._con.execute("UPDATE memories SET slot_value = ? WHERE id = ?", (value, mid))
+
+    def recall(self, query: str, k: int = 3, *, persona: str | None = None, now: datetime | None = None,
+               min_cosine: float | None = None) -> list[Recalled]:
+        """The top-k active memories for `query` (best first). Empty query -> []."""
+        if not isinstance(query, str) or not query.strip() or k <= 0:
+            return []
+        threshold = self.min_cosine if min_cosine is None else min_cosine
+        with self._lock:
+            index = self._load_index()
+            if index.n == 0:
+                return []
+            mask = index.mask(persona)
+            if not mask.any():
+                return []
+            cos = index.cosine(self.embedder.encode([query[:MAX_MEMORY_CHARS]], kind="query")[0]) \
+                if self.retriever != "bm25" else np.zeros(index.n, dtype=np.float32)
+            if self.retriever == "dense":
+                score = cos.copy()
+            else:
+                lex = self._lexical().scores(tokenize(query[:MAX_MEMORY_CHARS]), index.n)
+                if self.retriever == "bm25":
+                    score = lex
+                    mask &= lex > 0
+                else:
+                    score = self._rrf(cos, lex, mask)
+            if self.retriever != "bm25" and threshold > -1:
+                mask &= cos >= threshold
+            # newer memories win ties: rows are in insertion order
+            score = score + 1e-6 * np.arange(index.n, dtype=np.float32) / max(index.n, 1)
+            score[~mask] = -np.inf
+            k = min(k, int(mask.sum()))
+            if k == 0:
+                return []
+            top = np.argpartition(-score, k - 1)[:k] if k < index.n else np.arange(index.n)
+            top = top[np.argsort(-score[top], kind="stable")][:k]
+            ids = [int(index.ids[r]) for r in top]
+            by_id = {m.id: m for m in self._get_many(ids)}
+            return [Recalled(by_id[i], float(score[r]), float(cos[r])) for i, r in zip(ids, top)]
+
+    @staticmethod
+    def _rrf(cos: np.ndarray, lex: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Reciprocal-rank fusion of the dense and lexical rankings (lexical only where it matched)."""
+        def ranks(s: np.ndarray) -> np.ndarray:
+            s = np.where(mask, s, -np.inf)
+            order = np.argsort(-s, kind="stable")
+            r = np.empty(len(s), dtype=np.float32)
+            r[order] = np.arange(1, len(s) + 1)
+            return r
+
+        fused = 1.0 / (RRF_K + ranks(cos))
+        hit = lex > 0
+        if hit.any():
+            fused = fused + np.where(hit, 1.0 / (RRF_K + ranks(lex)), 0.0)
+        return fused.astype(np.float32)
+
+    def list(self, include_superseded: bool = False) -> list[Memory]:
+        where = "" if include_superseded else "WHERE superseded_by IS NULL"
+        with self._lock:
+            return [_row(r) for r in self._con.execute(f"SELECT {_COLUMNS} FROM memories {where} ORDER BY id")]
+
+    def get(self, memory_id: int) -> Memory:
+        mid = self._check_id(memory_id)
+        with self._lock:
+            r = self._con.execute(f"SELECT {_COLUMNS} FROM memories WHERE id = ?", (mid,)).fetchone()
+        if r is None:
+            raise UserError(f"no memory with ID {memory_id}")
+        return _row(r)
+
+    def _get_many(self, ids: list[int]) -> list[Memory]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return [_row(r) for r in self._con.execute(f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", ids)]
+
+    def forget(self, memory_id: int) -> Memory:
+        """Delete a memory, and the older memories it superseded (so the old fact does not come back)."""
+        memory = self.get(memory_id)
+        with self._lock:
+            doomed, frontier = [memory.id], [memory.id]
+            while frontier:
+                marks = ",".join("?" * len(frontier))
+                frontier = [r[0] for r in self._con.execute(
+                    f"SELECT id FROM memories WHERE superseded_by IN ({marks})", frontier)]
+                doomed += frontier
+            marks = ",".join("?" * len(doomed))
+            self._con.execute("BEGIN IMMEDIATE")
+            self._con.execute(f"DELETE FROM vectors WHERE memory_id IN ({marks})", doomed)
+            self._con.execute(f"DELETE FROM memories WHERE id IN ({marks})", doomed)
+            self._con.execute("COMMIT")
+            if self._index is not None:
+                for mid in doomed:
+                    self._index.set_active(mid, False)
+                    if self._bm25 is not None and mid in self._index.row_of:
+                        self._bm25.remove(self._index.row_of[mid])
+        return memory
+
+    def count(self) -> int:
+        return int(self._con.execute("SELECT COUNT(*) FROM memories WHERE superseded_by IS NULL").fetchone()[0])
+
+    # ------------------------------------------------------------ files
+    def export_json(self, path: Path) -> int:
+        """Write every memory (superseded ones too) as JSON; vectors are not exported. Returns the count."""
+        memories = self.list(include_superseded=True)
+        data = {"format": "ohlora-memory", "version": 1, "memories": [m.to_dict() for m in memories]}
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        return len(memories)
+
+    def import_json(self, path: Path) -> int:
+        """Add the memories of an export (or a bench file); texts already remembered are skipped."""
+        items = load_json(Path(path)).get("memories")
+        if not isinstance(items, list):
+            raise UserError(f"{path}: no 'memories' list")
+        known = {m.text for m in self.list()}
+        texts, created, events, personas = [], [], [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"].strip():
+                raise UserError(f"{path}: memories[{i}]: needs a non-empty 'text' string")
+            text = item["text"].strip()
+            if len(text) > MAX_MEMORY_CHARS:
+                raise UserError(f"{path}: memories[{i}]: text longer than {MAX_MEMORY_CHARS} characters")
+            if text in known or item.get("superseded_by") is not None:
+                continue
+            known.add(text)
+            texts.append(text)
+            created.append(item.get("created_at") if isinstance(item.get("created_at"), str) else None)
+            events.append(item.get("event_date") if isinstance(item.get("event_date"), str) else None)
+            personas.append(item.get("persona") if isinstance(item.get("persona"), str) else None)
+        with self._lock:
+            for persona in sorted(set(personas), key=str):
+                idx = [i for i, p in enumerate(personas) if p == persona]
+                for start in range(0, len(idx), 256):
+                    chunk = idx[start:start + 256]
+                    self._insert([texts[i] for i in chunk], persona=persona, conversation_id=None, now=None,
+                                 event_dates=[events[i] for i in chunk], created=[created[i] for i in chunk],
+                                 source="imported")
+        return len(texts)
+
+    def add_raw(self, texts: list[str], persona: str | None = None) -> list[int]:
+        """Insert texts as they are (no dedupe, no dates), embedded in batches: bench and bulk loads."""
+        with self._lock:
+            ids: list[int] = []
+            for start in range(0, len(texts), 256):
+                ids += self._insert(texts[start:start + 256], persona=persona, conversation_id=None, now=None,
+                                    source="imported")
+            return ids
+
+    @staticmethod
+    def _check_text(text: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise UserError("memory text is empty")
+        text = re.sub(r"\s+", " ", text).strip()
+        if len(text) > MAX_MEMORY_CHARS:
+            raise UserError(f"memory text is too long ({len(text)} characters, at most {MAX_MEMORY_CHARS})")
+        return text
+
+    @staticmethod
+    def _check_id(memory_id) -> int:
+        try:
+            return int(str(memory_id).lstrip("#"))
+        except (TypeError, ValueError):
+            raise UserError(f"memory ID must be a number, got {memory_id!r}") from None
+
+
+def load_json(path: Path) -> dict:
+    """Read a JSON object from `path`; UserError with line and column when it is malformed."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object at the top level")
+    return data

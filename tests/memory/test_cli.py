@@ -1,0 +1,89 @@
+"""`ohlora memory ...` through memory.cli: register(), handlers, UserError on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from memory.cli import register
+from ohlora.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="ohlora")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["memory", *argv])
+    return args.func(args)
+
+
+SMALL = {
+    "memories": [
+        {"id": "a", "text": "나 땅콩 알레르기 있어"},
+        {"id": "b", "text": "우리 집 고양이 이름은 나비야"},
+        {"id": "c", "text": "I work night shifts as a nurse"},
+        {"id": "d", "text": "다음 달에 이직 면접이 있어"},
+    ],
+    "queries": [
+        {"text": "견과류 들어간 과자 먹어도 될까?", "relevant": ["a"]},
+        {"text": "반려묘 장난감 사야겠다", "relevant": ["b"]},
+        {"text": "I'm exhausted after working all night at the hospital", "relevant": ["c"]},
+    ],
+}
+
+
+def test_bench_on_a_small_file(tmp_path, capsys, embedder, ohlora_home):
+    f = tmp_path / "small.json"
+    f.write_text(json.dumps(SMALL, ensure_ascii=False))
+    assert run("bench", str(f), "--k", "1,3", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("recall@1", "recall@3", "mrr", "latency_ms_p50", "latency_ms_p95", "n_queries"):
+        assert key in out
+    assert "recall@5" not in out and out["n_queries"] == 3
+    assert 0 <= out["recall@1"] <= out["recall@3"] <= 1 and out["recall@3"] >= 2 / 3
+    assert not (ohlora_home / "data" / "memory.db").exists()  # a temp store, never the user's
+    assert run("bench", str(f), "--retriever", "hybrid") == 0
+    assert "recall@5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"memories": [\n  {"id": "a", "text": "x"},\n  {"id": "b" "text": "y"}\n]}', "line 3 column 14"),
+        ("", "line 1 column 1"),
+        ('{"memories": [], "queries": []}', "'memories' must be a non-empty list"),
+        ('{"memories": [{"id": "a", "text": "x"}], "queries": [{"text": "q", "relevant": ["z"]}]}',
+         r"queries\[0\]: unknown memory id 'z'"),
+    ],
+)
+def test_bench_bad_files(tmp_path, content, message):
+    f = tmp_path / "bad.json"
+    f.write_text(content)
+    with pytest.raises(UserError, match=message):
+        run("bench", str(f))
+    with pytest.raises(UserError, match="not found"):
+        run("bench", str(tmp_path / "missing.json"))
+    with pytest.raises(UserError, match="--k"):
+        run("bench", str(f), "--k", "0,x")
+
+
+def test_add_list_search_forget_export_import(tmp_path, capsys, embedder, ohlora_home):
+    assert run("add", "나", "땅콩", "알레르기", "있어") == 0
+    assert "remembered #1" in capsys.readouterr().out
+    assert run("list") == 0
+    assert "#1" in capsys.readouterr().out
+    assert run("search", "견과류 먹어도 돼?", "--json", "--all") == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == 1
+    out = tmp_path / "mem.json"
+    assert run("export", str(out)) == 0
+    assert run("forget", "1") == 0
+    with pytest.raises(UserError, match="no memory with ID 1"):
+        run("forget", "1")
+    assert run("import", str(out)) == 0
+    assert "imported 1" in capsys.readouterr().out.splitlines()[-1]
+    assert (ohlora_home / "data" / "memory.db").exists()
+    with pytest.raises(UserError, match="empty"):
+        run("add", " ")

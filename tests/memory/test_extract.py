@@ -1,0 +1,107 @@
+"""Extraction and relative dates: pure rules, no model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from memory import dates
+from memory.extract import MAX_FACTS, extract
+
+MONDAY = datetime(2026, 11, 23, 17, 0)  # a Monday
+
+
+def one(text: str):
+    facts = extract(text, MONDAY)
+    assert len(facts) == 1, (text, facts)
+    return facts[0]
+
+
+@pytest.mark.parametrize(
+    "text, kind, slot, value",
+    [
+        ("내 이름은 김지수야", "name", "name", "김지수"),
+        ("나 판교에서 소프트웨어 개발자로 일해", "job", "job", None),
+        ("나 서울 살아", "home", "home", "서울"),
+        ("이사했어, 이제 부산 살아", "home", "home", "부산"),
+        ("나 오이 진짜 싫어해", "pref", "pref:오이", "-"),
+        ("오이 좋아해", "pref", "pref:오이", "+"),
+        ("나 땅콩 알레르기 있어", "health", None, None),
+        ("우리 집 고양이 이름은 나비야", "pet", None, None),
+        ("여동생이 올해 고등학교에 입학했어", "people", None, None),
+        ("제일 친한 친구 민호는 캐나다에 살아", "people", None, None),
+        ("올해 목표는 토익 900점 넘기는 거야", "goal", None, None),
+        ("My name is Daniel", "name", "name", "daniel"),
+        ("I live in Seattle with my wife", "home", "home", "seattle"),
+        ("I work night shifts as a nurse", "job", "job", None),
+        ("I'm allergic to shellfish", "health", None, None),
+        ("I hate horror movies", "pref", "pref:horror", "-"),
+        ("My dog Max is a golden retriever", "pet", None, None),
+        ("I'm training for a marathon in October", "goal", None, None),
+    ],
+)
+def test_facts_korean_and_english(text, kind, slot, value):
+    fact = one(text)
+    assert fact.kind == kind
+    assert fact.slot == slot
+    if value is not None:
+        assert fact.value == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["안녕!", "안녕하세요 ㅎㅎ", "오늘 날씨 어때?", "뭐 먹을까", "ㅋㅋㅋㅋ", "고마워", "너는 이름이 뭐야?",
+     "How are you?", "Thanks!", "hi there", "What should I eat tonight?", "ok", ""],
+)
+def test_questions_greetings_chitchat_are_not_stored(text):
+    assert extract(text, MONDAY) == []
+
+
+def test_a_message_with_several_sentences():
+    facts = extract("안녕! 나 부산 살아. 근데 오늘 뭐 먹지? 다음 주 금요일에 엄마 생신이야.", MONDAY)
+    assert [f.kind for f in facts] == ["home", "plan"]
+    assert facts[1].event_date == "2026-12-04"
+    assert "(2026-12-04)" in facts[1].text
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("내일 치과 가", "2026-11-24"),
+        ("모레 시험 봐", "2026-11-25"),
+        ("다음 주 금요일에 엄마 생신이야", "2026-12-04"),
+        ("이번 주 금요일에 회식 있어", "2026-11-27"),
+        ("이번 주말에 등산 가", "2026-11-28"),
+        ("담주 수요일에 면접", "2026-12-02"),
+        ("3일 후에 출국해", "2026-11-26"),
+        ("다음 달 15일에 이사", "2026-12-15"),
+        ("다음 달에 이직 면접이 있어", "2026-12"),
+        ("내년 봄에 결혼해", "2027"),
+        ("I have a dentist appointment next Thursday", "2026-12-03"),
+        ("I fly out tomorrow", "2026-11-24"),
+        ("my exam is on Friday", "2026-11-27"),
+        ("we're going camping this weekend", "2026-11-28"),
+        ("the party is in two weeks", "2026-12-07"),
+    ],
+)
+def test_relative_dates_resolve_from_now(text, expected):
+    ref = dates.resolve(text, MONDAY)
+    assert ref is not None and ref.value == expected
+
+
+def test_no_date_no_event():
+    assert dates.resolve("그냥 좀 심심해", MONDAY) is None
+    assert one("나 땅콩 알레르기 있어").event_date is None
+
+
+def test_extracted_plan_carries_the_absolute_date():
+    fact = one("I have a dentist appointment next Thursday")
+    assert fact.event_date == "2026-12-03"
+    assert fact.text == "I have a dentist appointment next Thursday(2026-12-03)"
+
+
+def test_fifty_thousand_characters_are_bounded():
+    assert extract("가" * 50_000, MONDAY) == []  # one huge "sentence": pasted text, not a fact
+    many = extract("나 서울 살아. " * 5000, MONDAY)
+    assert 1 <= len(many) <= MAX_FACTS

@@ -1,0 +1,146 @@
+"""MemoryStore on real parts: the built-in Gemma embedder and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from memory import Memory, MemoryStore, Recalled
+from ohlora.errors import UserError
+
+pytestmark = pytest.mark.slow
+MONDAY = datetime(2026, 11, 23, 17, 0)
+
+
+def test_observe_korean_and_english_then_recall(store):
+    changed = store.observe("안녕! 나 땅콩 알레르기 있어. 오늘 뭐 먹을까?", persona="ohlora", conversation_id=1, now=MONDAY)
+    assert [m.text for m in changed] == ["나 땅콩 알레르기 있어"]
+    assert changed[0].persona == "ohlora" and changed[0].conversation_id == 1
+    store.observe("My dog Max is a golden retriever", persona="ironman", conversation_id=2, now=MONDAY)
+    store.observe("I work night shifts as a nurse", persona=None, conversation_id=2, now=MONDAY)
+    assert len(store.list()) == 3
+    top = store.recall("견과류 들어간 과자 먹어도 될까?", k=1)
+    assert isinstance(top[0], Recalled) and "땅콩" in top[0].memory.text
+    assert store.recall("My puppy chewed my shoes again", k=1)[0].memory.text.startswith("My dog Max")
+    # persona filter: own memories plus shared ones, not another persona's
+    assert all(r.memory.persona in (None, "ohlora") for r in store.recall("dog", k=3, persona="ohlora", min_cosine=-2))
+
+
+def test_questions_and_greetings_store_nothing(store):
+    assert store.observe("안녕하세요! 오늘 날씨 어때?", persona=None, conversation_id=None) == []
+    assert store.observe("", persona=None, conversation_id=None) == []
+    assert store.list() == []
+
+
+def test_near_duplicates_update_instead_of_piling_up(store):
+    first = store.observe("나 오이 진짜 싫어해", persona=None, conversation_id=1)[0]
+    again = store.observe("오이 싫어해 ㅠㅠ", persona=None, conversation_id=2)[0]
+    assert again.id == first.id and again.text == "오이 싫어해"
+    a = store.add("나는 매일 아침 한강에서 달리기를 해")
+    b = store.add("나는 매일 아침 한강에서 달리기를 해")
+    assert a.id == b.id
+    assert len(store.list()) == 2
+
+
+def test_contradicting_fact_supersedes_the_old_one(store):
+    seoul = store.observe("나 서울 살아", persona=None, conversation_id=1)[0]
+    busan = store.observe("이사했어, 이제 부산 살아", persona=None, conversation_id=2)[0]
+    assert busan.id != seoul.id and busan.replaced == [seoul.id]
+    assert store.get(seoul.id).superseded_by == busan.id
+    assert [m.id for m in store.list()] == [busan.id]
+    assert {m.id for m in store.list(include_superseded=True)} == {seoul.id, busan.id}
+    found = store.recall("우리 동네 날씨 어때?", k=3, min_cosine=-2)
+    assert [r.memory.id for r in found] == [busan.id]
+    liked = store.observe("I love sushi", persona=None, conversation_id=3)[0]
+    hated = store.observe("I hate sushi now", persona=None, conversation_id=4)[0]
+    assert hated.replaced == [liked.id]
+
+
+def test_relative_dates_are_stored_absolute(store):
+    (m,) = store.observe("다음 주 금요일에 엄마 생신이야", persona=None, conversation_id=1, now=MONDAY)
+    assert m.event_date == "2026-12-04" and "(2026-12-04)" in m.text
+    e = store.add("dentist appointment next Thursday", now=MONDAY)
+    assert e.event_date == "2026-12-03"
+
+
+def test_forget_and_unknown_ids(store):
+    m = store.add("제일 좋아하는 가수는 아이유야")
+    assert store.recall("콘서트 누구 공연 갈까?", k=1, min_cosine=-2)[0].memory.id == m.id
+    assert store.forget(m.id).id == m.id
+    with pytest.raises(UserError, match=f"no memory with ID {m.id}"):
+        store.get(m.id)
+    assert store.recall("콘서트 누구 공연 갈까?", k=1, min_cosine=-2) == []
+    with pytest.raises(UserError, match="no memory with ID 999"):
+        store.forget(999)
+    with pytest.raises(UserError, match="must be a number"):
+        store.forget("abc")
+
+
+def test_forgetting_the_new_fact_does_not_bring_back_the_old(store):
+    store.observe("I live in Boston", persona=None, conversation_id=1)
+    (new,) = store.observe("I moved to Denver last year", persona=None, conversation_id=2)
+    store.forget(new.id)
+    assert store.list(include_superseded=True) == []
+
+
+def test_bad_input(store):
+    with pytest.raises(UserError, match="empty"):
+        store.add("   ")
+    with pytest.raises(UserError, match="too long"):
+        store.add("가" * 50_000)
+    huge = ("나 서울 살아. " * 7000)[:50_000]
+    changed = store.observe(huge, persona=None, conversation_id=1)
+    assert len(store.list()) == 1 and len(changed) >= 1  # one fact, updated, not 5000 copies
+    assert store.observe("x" * 50_000, persona=None, conversation_id=1) == []
+    assert store.recall("", k=3) == []
+
+
+def test_export_import_roundtrip(store, tmp_path, embedder):
+    store.add("I'm allergic to shellfish")
+    store.add("고양이 이름은 나비야")
+    out = tmp_path / "export.json"
+    assert store.export_json(out) == 2
+    with MemoryStore(tmp_path / "other.db", embedder) as other:
+        assert other.import_json(out) == 2
+        assert other.import_json(out) == 0  # already known
+        assert sorted(m.text for m in other.list()) == sorted(m.text for m in store.list())
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"memories": [\n  {"text": "a"},\n  oops\n]}')
+    with pytest.raises(UserError, match="line 3 column 3"):
+        store.import_json(bad)
+
+
+def test_persistence_across_processes(tmp_path, store, gemma_dir):
+    """A memory written by one process is recalled by another (vectors come from SQLite)."""
+    db = tmp_path / "shared.db"
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from memory import MemoryStore
+        from memory.embed import gemma_embedder
+        s = MemoryStore(Path({str(db)!r}), gemma_embedder(Path({str(gemma_dir)!r})))
+        if sys.argv[1] == "write":
+            print(json.dumps([m.id for m in s.observe("우리 집 고양이 이름은 나비야", persona="ohlora", conversation_id=7)]))
+        else:
+            print(json.dumps([[r.memory.id, r.memory.text] for r in s.recall("반려묘 장난감 사야겠다", k=1)]))
+        """
+    )
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    cwd = Path(__file__).resolve().parents[2]
+    w = subprocess.run([sys.executable, "-c", code, "write"], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    assert w.returncode == 0, w.stderr[-2000:]
+    (mid,) = json.loads(w.stdout.strip().splitlines()[-1])
+    r = subprocess.run([sys.executable, "-c", code, "read"], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [[mid, "우리 집 고양이 이름은 나비야"]]
+    # and a third process (this one) sees it without embedding it again
+    with MemoryStore(db) as again:
+        assert isinstance(again.get(mid), Memory)
+        assert again.get(mid).persona == "ohlora"
