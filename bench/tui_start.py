@@ -2,7 +2,7 @@
 
 Runs the real `ohlora chat` in a subprocess on a pseudo-terminal (120x40), as a user
 would, several times. The app appends {event, t} lines to the file named by
-OHLORA_TUI_TIMINGS: `first_paint` after the first screen has been drawn, `model_ready`
+OHLORA_TUI_TIMINGS: `init` when the app object is built (imports done), `first_paint` after the first screen has been drawn, `model_ready`
 once the engine has loaded in its worker. Times are measured from just before the
 process is spawned (Python start-up and imports included).
 
@@ -68,6 +68,7 @@ def one_run(env: dict, args: list[str], timeout: float) -> dict:
     stop.set()
     os.close(master)
     return {
+        "imports_done_s": round(events.get("init", float("nan")), 3),
         "first_paint_s": round(events.get("first_paint", float("nan")), 3),
         "model_ready_s": round(events.get("model_ready", float("nan")), 3),
         "exit_code": rc,
