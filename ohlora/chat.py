@@ -91,6 +91,7 @@ class ChatSession:
         self.memory = memory
         self.history: list[dict] = list(history or [])
         self.use_adapter = use_adapter  # False: the bare base with the persona's prompt
+        self.conversation_id: int | None = None  # set by the TUI when the chat is saved
         self.last: GenerationResult | None = None
         self.last_memories: list[str] = []
         self.last_prompt: str = ""
@@ -153,4 +154,4 @@ class ChatSession:
         self.last = engine.last
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": self.last.text}]
         if self.memory is not None and self.settings.memory:
-            self.memory.observe(text, persona=self.persona.id, conversation_id=None)
+            self.memory.observe(text, persona=self.persona.id, conversation_id=self.conversation_id)

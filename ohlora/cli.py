@@ -105,7 +105,7 @@ def open_memory(settings):
         return None
     from ohlora.config import get_paths
 
-    return MemoryStore(get_paths().memory_db_file, embedder_name=settings.embedder or None)
+    return MemoryStore(get_paths().memory_db_file, embedder_spec=settings.embedder or "")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -171,9 +171,10 @@ def cmd_persona_show(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["chat", *argv]  # `ohlora`, `ohlora --continue`, `ohlora -p ironman` open the chat
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        args = parser.parse_args(["chat", *(argv or sys.argv[1:])])
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -29,6 +29,8 @@ def quiet_stderr() -> Iterator[None]:
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # no real stderr (e.g. under Textual)
+        fd = -1
+    if fd < 0:
         yield
         return
     saved = os.dup(fd)
