@@ -32,6 +32,10 @@ def embedder(gemma_dir):
     """The built-in embedder, loaded once; also what `get_embedder('')` returns (CLI handlers)."""
     from memory.embed import gemma_embedder, register_embedder
 
+    import torch
+
+    # the test machine is shared and busy: one torch thread is ~10x faster than two that spin
+    torch.set_num_threads(1)
     emb = gemma_embedder(gemma_dir)
     register_embedder("", emb)
     return emb

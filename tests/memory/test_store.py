@@ -116,31 +116,26 @@ def test_export_import_roundtrip(store, tmp_path, embedder):
         store.import_json(bad)
 
 
-def test_persistence_across_processes(tmp_path, store, gemma_dir):
-    """A memory written by one process is recalled by another (vectors come from SQLite)."""
+def test_persistence_across_processes(tmp_path, embedder, gemma_dir):
+    """A memory written by another process is recalled here (vectors come from SQLite)."""
     db = tmp_path / "shared.db"
     code = textwrap.dedent(
         f"""
-        import json, sys
+        import json
         from pathlib import Path
         from memory import MemoryStore
         from memory.embed import gemma_embedder
         s = MemoryStore(Path({str(db)!r}), gemma_embedder(Path({str(gemma_dir)!r})))
-        if sys.argv[1] == "write":
-            print(json.dumps([m.id for m in s.observe("우리 집 고양이 이름은 나비야", persona="ohlora", conversation_id=7)]))
-        else:
-            print(json.dumps([[r.memory.id, r.memory.text] for r in s.recall("반려묘 장난감 사야겠다", k=1)]))
+        print(json.dumps([m.id for m in s.observe("우리 집 고양이 이름은 나비야", persona="ohlora", conversation_id=7)]))
         """
     )
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     cwd = Path(__file__).resolve().parents[2]
-    w = subprocess.run([sys.executable, "-c", code, "write"], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    w = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
     assert w.returncode == 0, w.stderr[-2000:]
     (mid,) = json.loads(w.stdout.strip().splitlines()[-1])
-    r = subprocess.run([sys.executable, "-c", code, "read"], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads(r.stdout.strip().splitlines()[-1]) == [[mid, "우리 집 고양이 이름은 나비야"]]
-    # and a third process (this one) sees it without embedding it again
-    with MemoryStore(db) as again:
-        assert isinstance(again.get(mid), Memory)
-        assert again.get(mid).persona == "ohlora"
+    with MemoryStore(db, embedder) as again:
+        found = again.recall("반려묘 장난감 사야겠다", k=1)
+        assert [(r.memory.id, r.memory.text) for r in found] == [(mid, "우리 집 고양이 이름은 나비야")]
+        assert isinstance(again.get(mid), Memory) and again.get(mid).persona == "ohlora"
+        assert again.get(mid).conversation_id == 7
