@@ -1,10 +1,13 @@
 """Merge a LoRA adapter into a GGUF base: one GGUF file for llama.cpp or Ollama.
 
-Metadata and every tensor the adapter does not touch are copied byte for byte; each
-adapted tensor is dequantized (`gguf.quants.dequantize`), gets `scale * B @ A` added in the
-GGUF layout (for llama the q/k delta is row-permuted like the weights), and is written as
-f16 or q8_0. q4_k_m goes through an f16 file and llama.cpp's own quantizer
-(`llama_model_quantize`), which keeps tensors already at their target type.
+Metadata is copied; each adapted tensor is dequantized (`gguf.quants.dequantize`), gets
+`scale * B @ A` added in the GGUF layout (for llama the q/k delta is row-permuted like the
+weights) and is re-encoded:
+- q8_0: the merged tensors as q8_0, every untouched tensor copied byte for byte;
+- f16: every weight as f16 (untouched quantized ones dequantized too), so the file is a
+  clean input for llama-quantize or other tools, as an f16 export is expected to be;
+- q4_k_m: merged tensors as f16 beside the copied ones, then llama.cpp's own quantizer
+  (`llama_model_quantize`), which keeps tensors already at their target type.
 """
 
 from __future__ import annotations
@@ -77,7 +80,10 @@ def merge_lora_into_gguf(
     tmp = atomic_target(out)
     f16_tmp = tmp.with_name(tmp.name + ".f16") if quant == "q4_k_m" else tmp
     try:
-        _write_merged(base_gguf, info.arch, deltas, f16_tmp, "f16" if quant == "q4_k_m" else quant, extra)
+        # f16: every weight as f16 (a clean input for other quantizers); q8_0 and the q4_k_m
+        # intermediate: only the merged tensors are re-encoded, the rest is copied
+        _write_merged(base_gguf, info.arch, deltas, f16_tmp, "f16" if quant == "q4_k_m" else quant, extra,
+                      convert=quant == "f16")
         if quant == "q4_k_m":
             quantize_gguf(f16_tmp, tmp, "q4_k_m")
             f16_tmp.unlink(missing_ok=True)

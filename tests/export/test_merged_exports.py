@@ -22,11 +22,12 @@ def test_q4_k_m_export_loads_in_llama_cpp_and_answers(key, persona_id, lora_case
 
     case = lora_cases(key)
     persona = load_persona(persona_id)
-    result = export(case.adapter_dir, case.base, "gguf", "q4_k_m", out=tmp_path / "merged.gguf", persona=persona)
-    assert result.output.is_file() and result.modelfile == tmp_path / "merged.Modelfile"
+    folder = tmp_path / "exports"
+    result = export(case.adapter_dir, case.base, "gguf", "q4_k_m", out=folder / "merged.gguf", persona=persona)
+    assert result.output.is_file() and result.modelfile == folder / "merged.Modelfile"
     types = {t.tensor_type.name for t in GGUFReader(str(result.output)).tensors}
     assert "F16" not in types and "Q4_K" in types
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.Modelfile", "merged.gguf"]
+    assert sorted(p.name for p in folder.iterdir()) == ["merged.Modelfile", "merged.gguf"]
 
     mf = parse(result.modelfile.read_text(encoding="utf-8"))
     check_parameters(mf)
