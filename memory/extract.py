@@ -195,7 +195,8 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("age", re.compile(r"\bi'?m \d+( years old)?\b|\bi am \d+\b|\bi turned \d+\b", re.I)),
     ("home", re.compile(r"\bi (now )?live\b|\bi'?ve moved\b|\bwe (just )?moved\b|\bi (just )?moved\b|\bi'?m moving\b|\bwe live\b", re.I)),
     ("origin", re.compile(r"\bi'?m from\b|\bi am from\b|\bi grew up in\b|\bi was born in\b", re.I)),
-    ("job", re.compile(rf"\bi work\b|\bmy job\b|\bi'?m an? ({_EN_JOBS})\b|\bi am an? ({_EN_JOBS})\b|\bmy work\b|\bmy (new )?boss\b", re.I)),
+    ("job", re.compile(rf"\bi work\b|\bmy job\b|\bi'?m an? ([\w-]+ )?({_EN_JOBS})\b|\bi am an? ([\w-]+ )?({_EN_JOBS})\b|"
+                       rf"\bmy work\b|\bmy (new )?boss\b|\b(new|got a) job\b|\bjob at\b", re.I)),
     ("fav", re.compile(r"\bmy (all[- ]time )?fav(ou?rite)? \w+", re.I)),
     ("pref", re.compile(r"\bi (really |totally |absolutely )?(love|like|enjoy|adore|hate|dislike|can'?t stand|don'?t like|don'?t eat|never eat|can'?t eat)\b", re.I)),
     ("health", re.compile(r"\ballerg|\bsick\b|\bhospital\b|\bdiagnosed\b|\bbroke my\b|\binjur|\bsurgery\b|\bpregnan|\binsomnia\b|"
@@ -233,13 +234,23 @@ def _en_fact(s: str) -> Fact | None:
         if kind == "pref":
             negative = re.search(r"hate|dislike|can'?t|don'?t|never", m.group(0), re.I) is not None
             rest = s[m.end():].split()
-            obj = next((w.strip(".,!").lower() for w in rest if w.lower() not in ("the", "a", "an", "to", "my", "it", "really")), None)
+            obj = next((w.strip(".,!").lower() for w in rest if w.lower() not in ("the", "a", "an", "to", "my", "really")), None)
+            if obj in ("you", "it", "this", "that", "them", "him", "her", "u"):
+                return None  # talk to the companion, not a fact about the user
             return Fact(s, "pref", f"pref:{obj}" if obj else None, "-" if negative else "+")
         return Fact(s, kind)
     if re.match(r"^(i|i'm|i've|my|we|we're|our)\b", s, re.I) and not re.search(r"\b(think|guess|feel|wonder|mean|know)\b", s, re.I):
         if len(s.split()) >= 4:
             return Fact(s, "fact")
     return None
+
+
+# Passing states are small talk, not facts ("오늘 피곤해", "I'm so tired today").
+_TRANSIENT = re.compile(
+    r"(피곤|졸려|졸리|배고파|배불러|심심|지루|귀찮|짜증|기분\s*좋|행복해|슬퍼|우울해|외로워)|"
+    r"\bi'?m (so |really |very |kinda |a bit )?(tired|sleepy|hungry|full|bored|sad|happy|fine|good|ok|okay|great|busy|annoyed)\b",
+    re.I,
+)
 
 
 # ---------------------------------------------------------------- entry point
@@ -253,6 +264,8 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
         if len(s) < 4:
             continue
         fact = _ko_fact(s) if _HANGUL.search(s) else _en_fact(s)
+        if fact is not None and fact.kind in ("fact", "people") and _TRANSIENT.search(s) and len(s) < 40:
+            continue
         if fact is None:
             ref = dates.resolve(s, now)
             # a dated statement in the first person is a plan or an event, whatever its words

@@ -91,8 +91,10 @@ class VectorIndex:
                 return mat @ q
         import torch
 
+        from memory.embed import torch_threads
+
         low = self._bf16_matrix()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(1):
             scores = torch.mv(low, torch.from_numpy(q).to(torch.bfloat16)).float().numpy()
         top = np.argpartition(-scores, _RERANK)[:_RERANK]
         scores[top] = np.einsum("ij,j->i", mat[top], q)

@@ -35,6 +35,7 @@ def one(text: str):
         ("My name is Daniel", "name", "name", "daniel"),
         ("I live in Seattle with my wife", "home", "home", "seattle"),
         ("I work night shifts as a nurse", "job", "job", None),
+        ("I'm a software engineer", "job", "job", None),
         ("I'm allergic to shellfish", "health", None, None),
         ("I hate horror movies", "pref", "pref:horror", "-"),
         ("My dog Max is a golden retriever", "pet", None, None),
@@ -52,7 +53,8 @@ def test_facts_korean_and_english(text, kind, slot, value):
 @pytest.mark.parametrize(
     "text",
     ["안녕!", "안녕하세요 ㅎㅎ", "오늘 날씨 어때?", "뭐 먹을까", "ㅋㅋㅋㅋ", "고마워", "너는 이름이 뭐야?",
-     "How are you?", "Thanks!", "hi there", "What should I eat tonight?", "ok", ""],
+     "How are you?", "Thanks!", "hi there", "What should I eat tonight?", "ok", "",
+     "오늘 진짜 피곤하다", "I'm so tired today", "I love you", "이번 주말에 뭐 하지"],
 )
 def test_questions_greetings_chitchat_are_not_stored(text):
     assert extract(text, MONDAY) == []
