@@ -63,7 +63,7 @@ def run_bench(path: Path, ks: list[int], *, retriever: str = "dense", embedder: 
         try:
             db_ids = store.add_raw([m["text"].strip() for m in memories])
             ext = {db: str(m["id"]) for db, m in zip(db_ids, memories)}
-            store.recall(queries[0]["text"], k=1, min_cosine=-2)  # warm-up: first-call costs are not latency
+            store.recall("warm-up 준비", k=1, min_cosine=-2)  # first-call costs (matrix load) are not latency
             hits = {k: [] for k in ks}
             rr: list[float] = []
             lat: list[float] = []
