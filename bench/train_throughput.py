@@ -71,15 +71,17 @@ class _Counting:
         return batch
 
 
-def _timer_callback(times: list):
+def _timer_callback(times: list, cpu_times: list):
+    """Wall and process CPU seconds per step (CPU time is steadier on a shared machine)."""
     from transformers import TrainerCallback
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
+            self.t, self.c = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             times.append(time.perf_counter() - self.t)
+            cpu_times.append(time.process_time() - self.c)
 
     return Timer()
 
@@ -92,6 +94,7 @@ def run_variant(args) -> dict:
     hf_dir, tok, data = _encoded(args)
     ds = Dataset.from_dict(data)
     times: list[float] = []
+    cpu_times: list[float] = []
     out_dir = tempfile.mkdtemp(prefix="bench-train-")
     if args.variant == "trl":
         from peft import LoraConfig
@@ -103,7 +106,7 @@ def run_variant(args) -> dict:
             disable_tqdm=True, seed=42,
         )
         trainer = SFTTrainer(model=str(hf_dir), args=cfg, train_dataset=ds, processing_class=tok,
-                             peft_config=LoraConfig(**LORA), callbacks=[_timer_callback(times)])
+                             peft_config=LoraConfig(**LORA), callbacks=[_timer_callback(times, cpu_times)])
     else:
         from training.collate import PackedCollator
         from training.sft import TrainConfig, _device_plan, _load_model, _sft_config, _trainer_class, _wrap_lora, patch_target_loss
@@ -121,7 +124,7 @@ def run_variant(args) -> dict:
         targs = _sft_config(tcfg, Path(out_dir), args.steps, 1, 10**6, False, dev)
         targs.save_strategy = "no"
         trainer = _trainer_class()(model=model, args=targs, train_dataset=ds, processing_class=tok,
-                                   data_collator=PackedCollator(), callbacks=[_timer_callback(times)])
+                                   data_collator=PackedCollator(), callbacks=[_timer_callback(times, cpu_times)])
         trainer.meter = Meter()
         trainer.loss_is_scaled_for_ga = True
     counter = _Counting(trainer.data_collator)
@@ -134,7 +137,9 @@ def run_variant(args) -> dict:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "tokens_per_s": round(timed_tokens / timed, 1) if timed else None,
+        "tokens_per_cpu_s": round(timed_tokens / sum(cpu_times[1:]), 1) if sum(cpu_times[1:]) else None,
         "step_seconds": [round(t, 2) for t in times],
+        "step_cpu_seconds": [round(t, 2) for t in cpu_times],
         "tokens_per_step": counter.tokens[: len(times)],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "train_wall_s": round(wall, 1),
@@ -174,6 +179,8 @@ def main() -> int:
         result[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
     if "trl" in result and "ohlora" in result:
         result["speedup"] = round(result["ohlora"]["tokens_per_s"] / result["trl"]["tokens_per_s"], 2)
+        result["speedup_cpu_time"] = round(result["ohlora"]["tokens_per_cpu_s"] / result["trl"]["tokens_per_cpu_s"], 2)
+        result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
         result["rss_ratio"] = round(result["ohlora"]["peak_rss_mb"] / result["trl"]["peak_rss_mb"], 2)
     print(json.dumps(result, indent=2))
     return 0

@@ -15,8 +15,8 @@ class Meter:
 
     tokens: int = 0  # real (unpadded) tokens through a training step
     target_tokens: int = 0
-    train_time: float = 0.0  # seconds inside training steps (from the first step's start)
-    started: float | None = None
+    train_time: float = 0.0  # seconds inside training steps (evaluation and checkpoints excluded)
+    started: float | None = None  # start of the current step
     history: list[dict] = field(default_factory=list)  # every log line: step, loss, eval_loss, tokens/s
 
     def tokens_per_s(self) -> float:
@@ -30,12 +30,12 @@ class RecorderCallback(TrainerCallback):
         self.meter = meter
 
     def on_step_begin(self, args, state, control, **kw):
-        if self.meter.started is None:
-            self.meter.started = time.perf_counter()
+        self.meter.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kw):
         if self.meter.started is not None:
-            self.meter.train_time = time.perf_counter() - self.meter.started
+            self.meter.train_time += time.perf_counter() - self.meter.started
+            self.meter.started = None
 
     def on_log(self, args, state, control, logs=None, **kw):
         logs = logs or {}

@@ -285,6 +285,7 @@ def _load_model(hf_dir: Path, plan_dev: dict, cfg: TrainConfig):
             bnb_4bit_compute_dtype=torch.bfloat16 if plan_dev["bf16"] else torch.float16,
         )
         kwargs["dtype"] = torch.bfloat16 if plan_dev["bf16"] else torch.float16
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # one 4-bit copy per GPU under DDP
     elif plan_dev["cuda"]:
         kwargs["dtype"] = torch.bfloat16 if plan_dev["bf16"] else torch.float32
     else:
@@ -511,6 +512,14 @@ def _train(cfg: TrainConfig, console, on_trainer) -> TrainResult:
     if _is_main():
         (partial / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps_per_epoch = max(1, -(-len(train_enc) // (cfg.batch_size * cfg.grad_accum * world)))
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else int(round(steps_per_epoch * cfg.epochs)) or 1
+    # auto: 4 evaluations a run; a short run (< 8 steps) is evaluated once, at its end
+    eval_steps = cfg.eval_steps or (total_steps // 4 if total_steps >= 8 else total_steps)
+    save_steps = cfg.save_steps or max(1, min(25, total_steps // 10 or 1))
+    # before the model: under DeepSpeed ZeRO-3 the args make from_pretrained load sharded
+    args = _sft_config(cfg, partial, total_steps, eval_steps, save_steps, bool(eval_enc), dev)
     torch.manual_seed(cfg.seed)
     model = _load_model(Path(hf_dir), dev, cfg)
     patch_target_loss(model)
@@ -532,11 +541,6 @@ def _train(cfg: TrainConfig, console, on_trainer) -> TrainResult:
     else:
         samples_before = []
 
-    steps_per_epoch = max(1, -(-len(train_enc) // (cfg.batch_size * cfg.grad_accum)))
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else int(round(steps_per_epoch * cfg.epochs)) or 1
-    eval_steps = cfg.eval_steps or max(1, total_steps // 4)
-    save_steps = cfg.save_steps or max(1, min(25, total_steps // 10 or 1))
-    args = _sft_config(cfg, partial, total_steps, eval_steps, save_steps, bool(eval_enc), dev)
     meter = Meter()
     interrupt = InterruptCallback()
     callbacks = [RecorderCallback(meter), interrupt, SaveAtEndCallback()]
