@@ -23,7 +23,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--base", metavar="SPEC", help="base model: GGUF file, HF folder, or alias (default: the persona's)")
     p.add_argument("--to", choices=("gguf", "hf"), default="gguf", help="output format (default gguf)")
     p.add_argument("--quant", choices=("f16", "q8_0", "q4_k_m"), default="q4_k_m",
-                   help="GGUF tensor type of the merged layers (default q4_k_m)")
+                   help="f16: every weight f16; q8_0: merged layers q8_0, the rest kept; "
+                        "q4_k_m: llama.cpp's quantizer (default)")
     p.add_argument("--out", metavar="PATH", type=Path, help="output file (gguf) or folder (hf)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=run)
