@@ -90,6 +90,12 @@ def handler(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     default_threads()
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the Rich bar is the one progress display
+    except ImportError:
+        pass
     cfg = config_from_args(args)
     try:
         result = train(cfg, console=console)

@@ -184,7 +184,18 @@ def _plan(cfg: TrainConfig) -> _Plan:
         if persona is not None and not cfg.output and output == (persona.folder / persona.adapter).resolve()
         else output.with_name(output.name + ".gguf")
     )
-    return _Plan(persona, train_path, eval_path, base, output, gguf_path)
+    plan = _Plan(persona, train_path, eval_path, base, output, gguf_path)
+    # cheap checks before any model or tokenizer is loaded
+    from training.data import detect_format
+
+    for path in (train_path, eval_path):
+        if path is not None and cfg.fmt == "auto":
+            detect_format(path)
+        if path is not None and not Path(path.partition("#")[0]).is_file():
+            raise UserError(f"data file not found: {path.partition('#')[0]}")
+    if cfg.resume and not plan.partial.is_dir():
+        raise UserError(f"nothing to resume: {plan.partial} does not exist (train without --resume)")
+    return plan
 
 
 def _load_rows(cfg: TrainConfig, path: str, encoder, persona, what: str):
@@ -675,8 +686,12 @@ def _sft_config(cfg: TrainConfig, partial: Path, total_steps: int, eval_steps: i
         dataloader_num_workers=0,
         save_only_model=False,
     )
-    if "save_safetensors" in SFTConfig.__dataclass_fields__:
+    fields = SFTConfig.__dataclass_fields__
+    if "save_safetensors" in fields:
         kwargs["save_safetensors"] = True
+    if "activation_checkpointing" in fields:  # transformers >= 5.x renamed gradient_checkpointing
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
+        kwargs["activation_checkpointing_kwargs"] = kwargs.pop("gradient_checkpointing_kwargs")
     return SFTConfig(**kwargs)
 
 
