@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 MODELS = {"gemma": ("", "gemma3"), "smollm2": ("smollm2", "llama")}
-REPORT: dict[str, dict] = {}
+from export_report import REPORT  # noqa: E402
 
 
 @dataclass

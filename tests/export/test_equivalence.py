@@ -14,7 +14,7 @@ checked on the base GGUF dequantized to f32 (exactly the HF copy's weights), and
 from __future__ import annotations
 
 import pytest
-from conftest import REPORT
+from export_report import REPORT
 from equivalence import agreement, llama_logits
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPORT
+from export_report import REPORT
 from equivalence import agreement, hf_logits, llama_logits
 from ollama_parser import check_go_template, check_parameters, parse
 
