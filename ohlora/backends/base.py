@@ -161,3 +161,30 @@ def pump(
     tail = state.drain(state.reason)
     if tail:
         yield tail
+
+
+class EngineBase:
+    """What both engines share: token counting, cancel, and the start of a stream."""
+
+    n_ctx: int
+    _cancel: threading.Event
+
+    def tokenize(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def start_stream(self, prompt: str, gen: "Generation", stop: Sequence[str]) -> tuple[list[int], int, StreamState]:
+        """Tokenize the prompt, check it fits, and set up the stream's book-keeping."""
+        from ohlora.errors import UserError
+
+        self._cancel.clear()
+        ids = self.tokenize(prompt)
+        if len(ids) >= self.n_ctx:
+            raise UserError(f"prompt has {len(ids)} tokens; the context window is {self.n_ctx}")
+        max_new = min(gen.max_tokens, self.n_ctx - len(ids))
+        return ids, max_new, StreamState(len(ids), StopMatcher(stop), self._cancel)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from ohlora.backends.base import GenerationResult, StopMatcher, StreamState, pump
+from ohlora.backends.base import EngineBase, GenerationResult, pump
 from ohlora.errors import UserError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class _IncrementalDecoder:
         return new.encode("utf-8")
 
 
-class HFBackend:
+class HFBackend(EngineBase):
     name = "hf"
 
     def __init__(self, base: "BaseModel", n_ctx: int = 4096, n_threads: int = 0):
@@ -113,22 +113,11 @@ class HFBackend:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=True)["input_ids"]
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
     def stream(self, prompt: str, gen: "Generation", stop: Sequence[str] = ()) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        self._cancel.clear()
-        ids = self.tokenize(prompt)
-        if len(ids) >= self.n_ctx:
-            raise UserError(f"prompt has {len(ids)} tokens; the context window is {self.n_ctx}")
-        max_new = min(gen.max_tokens, self.n_ctx - len(ids))
-        state = StreamState(len(ids), StopMatcher(stop), self._cancel)
+        ids, max_new, state = self.start_stream(prompt, gen, stop)
         cancel = self._cancel
 
         class _Cancelled(StoppingCriteria):

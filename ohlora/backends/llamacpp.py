@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from ohlora.backends.base import GenerationResult, StopMatcher, StreamState, pump
+from ohlora.backends.base import EngineBase, GenerationResult, pump
 from ohlora.errors import UserError
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(EngineBase):
     name = "llamacpp"
 
     def __init__(self, base: "BaseModel", n_ctx: int = 4096, n_threads: int = 0):
@@ -111,19 +111,8 @@ class LlamaCppBackend:
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
     def stream(self, prompt: str, gen: "Generation", stop: Sequence[str] = ()) -> Iterator[str]:
-        self._cancel.clear()
-        tokens = self.tokenize(prompt)
-        if len(tokens) >= self.n_ctx:
-            raise UserError(f"prompt has {len(tokens)} tokens; the context window is {self.n_ctx}")
-        max_new = min(gen.max_tokens, self.n_ctx - len(tokens))
-        state = StreamState(len(tokens), StopMatcher(stop), self._cancel)
+        tokens, max_new, state = self.start_stream(prompt, gen, stop)
         if gen.seed >= 0:
             self.llm.set_seed(gen.seed)
         generator = self.llm.generate(
