@@ -128,21 +128,24 @@ def main() -> int:
     prompt = template_for(base).render(
         build_messages(persona, [], [], text, datetime.now(), include_examples=False), add_generation_prompt=True)
     tokens = backend.tokenize(prompt)
-    backend.set_adapter(None)
-    tps_base = statistics.median(decode_tps(backend.llm, tokens, args.tokens) for _ in range(3))
-    backend.set_adapter("ohlora")
-    tps_adapter = statistics.median(decode_tps(backend.llm, tokens, args.tokens) for _ in range(3))
-    backend.llm.close()
-
     import llama_cpp
 
     merged = merge_lora_into_gguf(base.path, peft_dirs["ohlora"], work / "merged-q4_k_m.gguf", "q4_k_m")
     llm = llama_cpp.Llama(str(merged), n_ctx=2048, verbose=False, n_threads=os.cpu_count() or 2)
-    tps_merged = statistics.median(decode_tps(llm, tokens, args.tokens) for _ in range(3))
+    # interleaved rounds, so that load from other processes hits all three alike
+    speeds: dict[str, list[float]] = {"base": [], "adapter": [], "merged": []}
+    for _ in range(3):
+        backend.set_adapter(None)
+        speeds["base"].append(decode_tps(backend.llm, tokens, args.tokens))
+        backend.set_adapter("ohlora")
+        speeds["adapter"].append(decode_tps(backend.llm, tokens, args.tokens))
+        speeds["merged"].append(decode_tps(llm, tokens, args.tokens))
+    tps_base, tps_adapter, tps_merged = (statistics.median(speeds[k]) for k in ("base", "adapter", "merged"))
     llm.close()
+    backend.llm.close()
 
     # end to end: `ohlora ask` (sampling as the persona says) vs raw llama-cpp-python, same settings
-    tps_ask, tps_raw, ask_tokens = _ask_vs_raw(base, persona, text, adapters.get(args.persona), trained, args)
+    tps_ask, tps_raw, ask_tokens = _ask_vs_raw(base, persona, text, args)
     print(json.dumps({
         "base": base.name,
         "adapters": "trained" if trained else "random r=8, all linear layers",
@@ -160,7 +163,7 @@ def main() -> int:
     return 0
 
 
-def _ask_vs_raw(base, persona, text, adapter_gguf, trained, args):
+def _ask_vs_raw(base, persona, text, args):
     """`ohlora ask --json` tokens/s, and raw llama-cpp-python streaming the same prompt."""
     import llama_cpp
 
@@ -184,7 +187,8 @@ def _ask_vs_raw(base, persona, text, adapter_gguf, trained, args):
     prompt = template_for(base).render(
         build_messages(persona, [], [], text, datetime.now(), include_examples=persona.adapter_gguf_path is None),
         add_generation_prompt=True)
-    kw = {"lora_path": str(persona.adapter_gguf_path)} if trained and persona.adapter_gguf_path else {}
+    # the same adapter `ohlora ask` activates (the persona's trained one, if any)
+    kw = {"lora_path": str(persona.adapter_gguf_path)} if persona.adapter_gguf_path else {}
     llm = llama_cpp.Llama(str(base.path), n_ctx=2048, verbose=False, n_threads=os.cpu_count() or 2, **kw)
     g = persona.generation
     speeds = []
