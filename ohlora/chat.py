@@ -19,6 +19,7 @@ from ohlora.prompt import build, template_for
 if TYPE_CHECKING:
     from ohlora.backends.base import Backend, GenerationResult
     from ohlora.models import BaseModel
+    from ohlora.prompt import ChatTemplate
 
 MAX_INPUT_CHARS = 100_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -96,12 +97,21 @@ class ChatSession:
         self.last_memories: list[str] = []
         self.last_prompt: str = ""
         self._engine: Backend | None = None
+        self._bases: dict[str, tuple[BaseModel, ChatTemplate]] = {}  # per base spec, resolved once
 
     # -- model ------------------------------------------------------------------
-    def base(self) -> "BaseModel":
+    def _base_and_template(self) -> "tuple[BaseModel, ChatTemplate]":
+        """Resolve the base and read its chat template once per spec, not on every message."""
         from ohlora.models import resolve_base
 
-        return resolve_base(self.base_override or self.settings.base or self.persona.base)
+        spec = self.base_override or self.settings.base or self.persona.base
+        if spec not in self._bases:
+            base = resolve_base(spec)
+            self._bases[spec] = (base, template_for(base))  # a model without a template fails here
+        return self._bases[spec]
+
+    def base(self) -> "BaseModel":
+        return self._base_and_template()[0]
 
     def engine(self) -> "Backend":
         """Load (once) the engine for the persona's base and activate its adapter."""
@@ -133,7 +143,7 @@ class ChatSession:
     def send(self, text: str) -> Iterator[str]:
         """Yield the reply as it streams; the exchange joins the history when it ends."""
         text = clean_input(text)
-        template = template_for(self.base())  # before loading: a model without one fails fast
+        template = self._base_and_template()[1]  # before loading: a model without one fails fast
         engine = self.engine()
         self.last_memories = self.recall(text)
         prompt = build(
