@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--qlora", action="store_true", help="4-bit base + paged 8-bit AdamW (CUDA + bitsandbytes)")
     t.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="auto: on with a bf16 GPU, off on CPU")
     t.add_argument("--gradient-checkpointing", default="auto", choices=["auto", "on", "off"],
-                   help="recompute activations in backward (auto: on; off is faster and uses more memory)")
+                   help="recompute activations in backward (auto: on with CUDA, off on CPU; off is faster, uses more memory)")
     t.add_argument("--no-packing", dest="packing", action="store_false",
                    help="pad each batch instead of packing conversations (padding-free)")
     t.add_argument("--attn", default="auto", help="attention implementation (auto = sdpa; eager, flash_attention_2)")

@@ -65,7 +65,7 @@ class TrainConfig:
     max_length: int = 1024
     qlora: bool = False
     bf16: str = "auto"  # auto | on | off
-    gradient_checkpointing: str = "auto"  # auto: on (off trades memory for speed)
+    gradient_checkpointing: str = "auto"  # auto: on with CUDA, off on CPU
     packing: bool = True
     resume: bool = False
     strict: bool = False
@@ -120,8 +120,9 @@ def _device_plan(cfg: TrainConfig) -> dict:
     gc = cfg.gradient_checkpointing
     if gc not in ("auto", "on", "off"):
         raise UserError(f"--gradient-checkpointing must be auto, on or off (got {gc!r})")
-    # auto: on (as TRL does); the activations of a long packed batch outweigh a small model's weights
-    return {"cuda": cuda, "bf16": bf16, "gradient_checkpointing": gc in ("on", "auto")}
+    # auto: on for CUDA (GPU memory is the limit); off on the CPU, where RAM is plentiful and
+    # recomputing the forward costs ~40% of the step (Gemma 3 270M: 111 -> 154 tok/s on 2 cores)
+    return {"cuda": cuda, "bf16": bf16, "gradient_checkpointing": gc == "on" or (gc == "auto" and cuda)}
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
