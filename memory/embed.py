@@ -1,10 +1,11 @@
-"""Sentence embeddings through sentence-transformers, fully offline.
+"""Sentence embeddings, fully offline.
 
-The default embedder is assembled from the local Gemma 3 270M base (its HF copy): the
-text is wrapped in a "means in one word" prompt (PromptEOL), and the final hidden state
-of the last token, L2-normalised, is the vector. Any sentence-transformers model name or
-folder can replace it (`embedder` setting); such a model gets its own `query`/`document`
-prompts if it defines them.
+The default embedder is the local Gemma 3 270M base: the text is wrapped in a "means in one
+word" prompt (PromptEOL), and the final hidden state of the last token is the vector. It runs
+as an int8 ONNX copy (`memory/gemma_onnx.py`); `gemma-torch` is the same model through
+sentence-transformers in torch (slower, kept for comparison). Any sentence-transformers
+model name or folder can replace it (`embedder` setting); such a model gets its own
+`query`/`document` prompts if it defines them.
 """
 
 from __future__ import annotations
@@ -179,12 +180,22 @@ def get_embedder(spec: str = "") -> Embedder:
     with _LOAD_LOCK:
         if spec not in _LOADED:
             if spec in ("", "default", "gemma"):
+                from memory.gemma_onnx import gemma_onnx_embedder
+
+                _LOADED[spec] = gemma_onnx_embedder(say=_say)
+            elif spec == "gemma-torch":
                 _LOADED[spec] = gemma_embedder()
             elif spec == "minilm":
                 _LOADED[spec] = minilm_embedder()
             else:
                 _LOADED[spec] = st_embedder(spec)
         return _LOADED[spec]
+
+
+def _say(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
 
 
 def register_embedder(spec: str, embedder: Embedder) -> None:

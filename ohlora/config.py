@@ -69,7 +69,7 @@ class Settings:
     n_threads: int = 0  # 0: llama.cpp picks
     memory: bool = True
     memory_k: int = 3
-    embedder: str = ""  # empty: built-in; else any sentence-transformers model name or path
+    embedder: str = ""  # empty: built-in (Gemma, int8 ONNX); gemma-torch, minilm, or any sentence-transformers model name/path
     theme: str = "textual-dark"
     extra: dict = field(default_factory=dict, repr=False)
 

@@ -11,32 +11,38 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def gemma_dir(shared_models, tmp_path_factory) -> Path:
-    """The HF copy of the packaged Gemma 3 270M, made once per session in the shared models cache.
+def models_home(shared_models, tmp_path_factory) -> Path:
+    """An OHLORA_HOME whose models cache is the session's shared one.
 
-    Session fixtures run before the per-test OHLORA_HOME, so point OHLORA_HOME at a home
-    whose models cache is the shared one (the layout tests/conftest.py gives every test).
+    Session fixtures run before the per-test OHLORA_HOME, so the ones that build model
+    copies (HF, ONNX) point OHLORA_HOME here while they do (the layout tests/conftest.py
+    gives every test).
     """
-    from ohlora.models import ensure_hf_copy, resolve_base
-
     home = tmp_path_factory.mktemp("memory-models-home")
     (home / "cache").mkdir()
     (home / "cache" / "models").symlink_to(shared_models, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(models_home) -> Path:
+    """The HF copy of the packaged Gemma 3 270M, made once per session in the shared models cache."""
+    from ohlora.models import ensure_hf_copy, resolve_base
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OHLORA_HOME", str(home))
+        mp.setenv("OHLORA_HOME", str(models_home))
         return ensure_hf_copy(resolve_base(""))
 
 
 @pytest.fixture(scope="session")
-def embedder(gemma_dir):
-    """The built-in embedder, loaded once; also what `get_embedder('')` returns (CLI handlers)."""
-    from memory.embed import gemma_embedder, register_embedder
+def embedder(gemma_dir, models_home):
+    """The built-in embedder (int8 ONNX Gemma, built once); also what `get_embedder('')` returns."""
+    from memory.embed import register_embedder
+    from memory.gemma_onnx import gemma_onnx_embedder
 
-    import torch
-
-    # the test machine is shared and busy: one torch thread is ~10x faster than two that spin
-    torch.set_num_threads(1)
-    emb = gemma_embedder(gemma_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OHLORA_HOME", str(models_home))
+        emb = gemma_onnx_embedder(gemma_dir)
     register_embedder("", emb)
     return emb
 

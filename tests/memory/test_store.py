@@ -116,7 +116,7 @@ def test_export_import_roundtrip(store, tmp_path, embedder):
         store.import_json(bad)
 
 
-def test_persistence_across_processes(tmp_path, embedder, gemma_dir):
+def test_persistence_across_processes(tmp_path, embedder, gemma_dir, models_home):
     """A memory written by another process is recalled here (vectors come from SQLite)."""
     db = tmp_path / "shared.db"
     code = textwrap.dedent(
@@ -124,12 +124,12 @@ def test_persistence_across_processes(tmp_path, embedder, gemma_dir):
         import json
         from pathlib import Path
         from memory import MemoryStore
-        from memory.embed import gemma_embedder
-        s = MemoryStore(Path({str(db)!r}), gemma_embedder(Path({str(gemma_dir)!r})))
+        from memory.gemma_onnx import gemma_onnx_embedder
+        s = MemoryStore(Path({str(db)!r}), gemma_onnx_embedder(Path({str(gemma_dir)!r})))
         print(json.dumps([m.id for m in s.observe("우리 집 고양이 이름은 나비야", persona="ohlora", conversation_id=7)]))
         """
     )
-    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OHLORA_HOME": str(models_home)}
     cwd = Path(__file__).resolve().parents[2]
     w = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
     assert w.returncode == 0, w.stderr[-2000:]
