@@ -4,9 +4,9 @@ The stores are real (SQLite file, float16 vector blobs, numpy matrix) but filled
 synthetic sentences and random unit vectors from a fast stand-in embedder, so the numbers
 are the *search* cost: `search_ms` is `MemoryStore.recall()` with the stand-in (its query
 "embedding" takes ~0.02 ms), i.e. without the model forward. `query_embed_ms` is the real
-built-in embedder (Gemma 3 270M, last token) on one query, measured separately, and
-`end_to_end_ms` is recall() with the real embedder over the 10k store (vectors in that store
-are random, labelled with the real model's name so nothing is re-embedded).
+built-in embedder (Gemma 3 270M, int8 ONNX, last token) on one query, measured separately,
+and `end_to_end_ms` is recall() with the real embedder over each store (vectors are random,
+labelled with the real model's name so nothing is re-embedded): the recall latency a user sees.
 
     python bench/memory_scale.py [--sizes 1000,10000,100000] [--queries 200] [--no-model] [--hybrid]
 """
@@ -105,7 +105,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ohlora-scale-") as tmp:
         for n in sizes:
             db = Path(tmp) / f"m{n}.db"
-            name = real.name if (real is not None and n == 10000) else "random-640"
+            name = real.name if real is not None else "random-640"
             build_s = build(db, n, name)
             t0 = time.perf_counter()
             store = MemoryStore(db, RandomEmbedder(name))
@@ -128,7 +128,7 @@ def main() -> None:
                 entry["hybrid_search_ms_p50"], entry["hybrid_search_ms_p95"] = pct(hl, 50), pct(hl, 95)
                 hyb.close()
             store.close()
-            if real is not None and n == 10000:
+            if real is not None:
                 with MemoryStore(db, real) as e2e:
                     real_q = [f"요즘 뭐 배우고 있어? {i}" for i in range(min(40, args.queries))]
                     el = measure(e2e, real_q)

@@ -21,11 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--persona", "-p", required=True, help="persona id")
-    p.add_argument("--prompts", type=Path, required=True, metavar="FILE", help="JSONL prompt file")
+    p.add_argument("--prompts", type=Path, metavar="FILE", help="JSONL prompt file (required unless --loss-only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--base-only", action="store_true", help="the base model with the persona's prompt, no adapter")
     p.add_argument("--backend", choices=["llamacpp", "hf"], help="inference engine (default: llamacpp)")
     p.add_argument("--no-loss", action="store_true", help="skip the eval-loss part (faster)")
+    p.add_argument("--loss-only", action="store_true", help="only the eval-loss part (no prompts, no generation)")
     p.add_argument("--answers", type=Path, metavar="OUT", help="also write every answer to this JSONL file")
     p.set_defaults(func=run)
 
@@ -40,17 +41,23 @@ def run(args: argparse.Namespace) -> int:
     from ohlora.personas import load_persona
     from training.evaluate import eval_losses, generate_answers, loss_summary, read_prompts, text_report
 
+    if args.loss_only and args.no_loss:
+        raise UserError("--loss-only and --no-loss exclude each other")
+    if args.prompts is None and not args.loss_only:
+        raise UserError("--prompts FILE is required (or --loss-only for eval loss alone)")
     persona = load_persona(args.persona)
-    prompts = read_prompts(args.prompts)
+    prompts = read_prompts(args.prompts) if not args.loss_only else []
     settings = replace(load_settings(), memory=False)
     if args.backend:
         settings = replace(settings, backend=args.backend)
     console = Console(stderr=True)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"{persona.id}: answering", total=len(prompts))
-        answers = generate_answers(persona, prompts, settings, args.base_only, lambda: bar.advance(task))
-    report = text_report(answers)
-    out = report.as_dict()
+    out: dict = {}
+    answers = []
+    if prompts:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"{persona.id}: answering", total=len(prompts))
+            answers = generate_answers(persona, prompts, settings, args.base_only, lambda: bar.advance(task))
+        out = text_report(answers).as_dict()
     if not args.no_loss:
         if not persona.eval_file.is_file():
             raise UserError(f"{persona.eval_file}: no eval set for persona '{persona.id}' (use --no-loss)")
