@@ -7,6 +7,7 @@ text pieces as the model writes them; `last` holds the finished result.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
@@ -61,6 +62,21 @@ class EnginePool:
         return self.engines[key]
 
 
+def adapter_fits(persona: Persona, base: "BaseModel") -> bool:
+    """Was the persona's adapter trained on `base`? (its recorded fingerprint, or, with none
+    recorded, whether `base` is the persona's own base). A persona asked to run on another
+    base (`--base`, the `base` setting) then answers with its prompt alone."""
+    from ohlora.models import resolve_base
+    from training.fingerprint import base_fingerprint, read_fingerprint
+
+    folder = persona.adapter_dir
+    recorded = read_fingerprint(folder) if folder is not None else None
+    if recorded is None:
+        return Path(resolve_base(persona.base).path) == Path(base.path)
+    info = base_fingerprint(base)
+    return recorded.get("sha") == info["sha"] and recorded.get("arch") == info["arch"]
+
+
 def activate_persona(engine: "Backend", persona: Persona) -> bool:
     """Switch the engine to the persona's adapter; False if the persona has none yet."""
     path = persona.adapter_gguf_path if engine.name == "llamacpp" else persona.adapter_dir
@@ -98,6 +114,7 @@ class ChatSession:
         self.last_prompt: str = ""
         self._engine: Backend | None = None
         self._bases: dict[str, tuple[BaseModel, ChatTemplate]] = {}  # per base spec, resolved once
+        self._fit: dict[tuple[str, str], bool] = {}  # (persona, base path) -> adapter_fits
 
     # -- model ------------------------------------------------------------------
     def _base_and_template(self) -> "tuple[BaseModel, ChatTemplate]":
@@ -117,12 +134,23 @@ class ChatSession:
         """Load (once) the engine for the persona's base and activate its adapter."""
         if self._engine is None:
             self._engine = self.pool.get(self.base())
-        if self.use_adapter:
+        if self.use_adapter and self._fits():
             self._has_adapter = activate_persona(self._engine, self.persona)
         else:
             self._engine.set_adapter(None)
             self._has_adapter = False
         return self._engine
+
+    def _fits(self) -> bool:
+        key = (self.persona.id, str(self.base().path))
+        if key not in self._fit:
+            self._fit[key] = adapter_fits(self.persona, self.base())
+        return self._fit[key]
+
+    @property
+    def adapter_skipped(self) -> bool:
+        """The persona has an adapter, but for another base than the one in use."""
+        return self.use_adapter and self.persona.adapter_dir is not None and not self._fits()
 
     def set_persona(self, persona: Persona | str) -> None:
         """Takes effect on the next reply; the engine is reused when the base is the same."""

@@ -127,11 +127,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for _ in session.send(text):
             pass
         print(json.dumps(session.last.as_dict(), ensure_ascii=False))
-        return 0
-    for piece in session.send(text):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
+    else:
+        for piece in session.send(text):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    if session.adapter_skipped:
+        print(f"note: {session.persona.id}'s adapter was trained on another base; "
+              f"this answer came from {session.base().name} with the persona's prompt alone", file=sys.stderr)
     return 0
 
 

@@ -93,3 +93,12 @@ def test_model_without_chat_template(tmp_path):
     writer.write_tensors_to_file()
     writer.close()
     _one_line_error(run_cli("ask", "--no-memory", "--base", str(path), "hi"), "no chat template")
+
+
+@pytest.mark.slow
+def test_ask_on_another_base_skips_the_persona_adapter(smollm2_gguf):
+    """The shipped ohlora adapter is for Gemma: on SmolLM2 the persona answers without it, and says so."""
+    proc = run_cli("ask", "--persona", "ohlora", "--no-memory", "--max-tokens", "8", "--base", str(smollm2_gguf), "Hi!")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "note: ohlora's adapter was trained on another base" in proc.stderr
