@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(ask)
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     ask.add_argument("--no-memory", action="store_true", help="neither recall nor store memories")
+    ask.add_argument("--show-prompt", action="store_true", help="also print the whole prompt the model saw (recalled memories included) to stderr")
     ask.add_argument("--max-tokens", type=int, help="cap the answer length (tokens)")
     ask.add_argument("--seed", type=int, help="sampling seed for a repeatable answer")
     ask.add_argument("text", metavar="TEXT", help="what to say")
@@ -132,6 +133,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
+    if args.show_prompt:
+        print(f"--- prompt ---\n{session.last_prompt}\n--- end of prompt ---", file=sys.stderr)
     if session.adapter_skipped:
         print(f"note: {session.persona.id}'s adapter was trained on another base; "
               f"this answer came from {session.base().name} with the persona's prompt alone", file=sys.stderr)

@@ -87,3 +87,17 @@ def test_add_list_search_forget_export_import(tmp_path, capsys, embedder, ohlora
     assert (ohlora_home / "data" / "memory.db").exists()
     with pytest.raises(UserError, match="empty"):
         run("add", " ")
+
+
+def test_a_fact_told_in_one_ask_is_in_the_prompt_of_the_next(embedder, ohlora_home):
+    """Two `ohlora ask` processes sharing a home: the second prompt carries the first one's fact."""
+    from ohlora.prompt import MEMORY_HEADER
+    from tests.conftest import run_cli
+
+    first = run_cli("ask", "--persona", "ohlora", "--max-tokens", "8", "나 땅콩 알레르기 있어. 그리고 다음 주 금요일에 엄마 생신이야")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_cli("ask", "--persona", "ohlora", "--max-tokens", "8", "--show-prompt", "견과류 들어간 과자 먹어도 될까?")
+    assert second.returncode == 0, second.stderr[-2000:]
+    prompt = second.stderr.split("--- prompt ---", 1)[1]
+    memory_block = prompt.split(MEMORY_HEADER, 1)[1]
+    assert "땅콩 알레르기" in memory_block.split("<end_of_turn>")[0]
