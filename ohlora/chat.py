@@ -67,14 +67,13 @@ def adapter_fits(persona: Persona, base: "BaseModel") -> bool:
     recorded, whether `base` is the persona's own base). A persona asked to run on another
     base (`--base`, the `base` setting) then answers with its prompt alone."""
     from ohlora.models import resolve_base
-    from training.fingerprint import base_fingerprint, read_fingerprint
+    from training.fingerprint import base_fingerprint, read_fingerprint, same_base
 
     folder = persona.adapter_dir
     recorded = read_fingerprint(folder) if folder is not None else None
     if recorded is None:
         return Path(resolve_base(persona.base).path) == Path(base.path)
-    info = base_fingerprint(base)
-    return recorded.get("sha") == info["sha"] and recorded.get("arch") == info["arch"]
+    return same_base(recorded, base_fingerprint(base))
 
 
 def activate_persona(engine: "Backend", persona: Persona) -> bool:

@@ -67,13 +67,18 @@ def read_fingerprint(folder: Path) -> dict | None:
         raise UserError(f"{path}: unreadable base fingerprint (invalid JSON)") from None
 
 
+def same_base(recorded: dict, info: dict) -> bool:
+    """Do a recorded fingerprint and a base's fingerprint name the same weights?"""
+    return recorded.get("sha") == info["sha"] and recorded.get("arch") == info["arch"]
+
+
 def check_adapter_base(adapter_dir: Path, base: "BaseModel", info: dict | None = None) -> None:
     """UserError if the adapter in `adapter_dir` was trained on another base than `base`."""
     recorded = read_fingerprint(adapter_dir)
     if recorded is None:
         return  # not ours (e.g. a downloaded PEFT folder): nothing recorded to compare
     info = info or base_fingerprint(base)
-    if recorded.get("sha") != info["sha"] or recorded.get("arch") != info["arch"]:
+    if not same_base(recorded, info):
         raise UserError(
             f"{adapter_dir}: adapter was trained on base '{recorded.get('name')}' ({recorded.get('arch')}, "
             f"fingerprint {recorded.get('sha')}), not on '{info['name']}' ({info['arch']}, {info['sha']}); "
