@@ -43,6 +43,26 @@ def prompt_eol(text: str) -> str:
     return f'This sentence : "{text}" means in one word:"'
 
 
+class QueryCache:
+    """Vectors of the last 256 one-text queries (a regenerated reply asks the same query again)."""
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._vecs: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, texts: Sequence[str], kind: Kind) -> np.ndarray | None:
+        if kind != "query" or len(texts) != 1 or texts[0] not in self._vecs:
+            return None
+        return self._vecs[texts[0]][None, :].copy()
+
+    def put(self, texts: Sequence[str], kind: Kind, vecs: np.ndarray) -> None:
+        if kind == "query" and len(texts) == 1:
+            self._vecs[texts[0]] = vecs[0].copy()  # the caller owns `vecs`
+            while len(self._vecs) > self.SIZE:
+                self._vecs.popitem(last=False)
+
+
 class STEmbedder:
     """A SentenceTransformer plus an optional text template, with a small query cache."""
 
@@ -52,7 +72,7 @@ class STEmbedder:
         self.name = name
         self.template = template
         self.prompts = prompts or {}
-        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._queries = QueryCache()
         self._lock = threading.Lock()
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:
@@ -65,8 +85,9 @@ class STEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if kind == "query" and len(texts) == 1 and (kind, texts[0]) in self._cache:
-            return self._cache[(kind, texts[0])][None, :].copy()
+        hit = self._queries.get(texts, kind)
+        if hit is not None:
+            return hit
         prompt = self.prompts.get("query" if kind == "query" else "document")
         with self._lock, torch.inference_mode(), torch_threads(1 if len(texts) == 1 else None):
             vecs = self.model.encode(
@@ -74,10 +95,7 @@ class STEmbedder:
                 convert_to_numpy=True, show_progress_bar=False,
             )
         vecs = np.asarray(vecs, dtype=np.float32)
-        if kind == "query" and len(texts) == 1:
-            self._cache[(kind, texts[0])] = vecs[0]
-            while len(self._cache) > 256:
-                self._cache.popitem(last=False)
+        self._queries.put(texts, kind, vecs)
         return vecs
 
     @property

@@ -19,16 +19,18 @@ The export (torch.onnx, dynamo) and quantization run once per base copy, ~1 minu
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from memory.embed import MAX_CHARS, Kind, QueryCache, prompt_eol
 from ohlora.errors import UserError
 
 VERSION = "q8d6-v1"  # bump when the export, the quantization or the calibration changes
@@ -79,7 +81,7 @@ def _export(hf_dir: Path, path: Path) -> None:
 
     ids = torch.randint(1000, 20000, (1, 20))
     seq = torch.export.Dim("seq", min=2, max=MAX_TOKENS)
-    with warnings.catch_warnings(), _quiet():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.onnx prints progress
         warnings.simplefilter("ignore")
         torch.onnx.export(
             LastToken(model), (ids,), str(path), input_names=["input_ids"], output_names=["sentence_vector"],
@@ -149,8 +151,6 @@ class _Runner:
         self.tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
 
     def embed(self, text: str) -> np.ndarray:
-        from memory.embed import prompt_eol
-
         ids = self.tokenizer(prompt_eol(text))["input_ids"]
         if len(ids) > MAX_TOKENS:  # keep the template's head and its "in one word" tail
             ids = ids[:64] + ids[-(MAX_TOKENS - 64):]
@@ -165,26 +165,19 @@ class GemmaOnnxEmbedder:
         self._mean = np.load(folder / _MEAN).astype(np.float32)
         self.name = f"gemma3-270m-eol-{VERSION}:{Path(hf_dir).name}"
         self.dim = int(self._mean.shape[0])
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries = QueryCache()
         self._lock = threading.Lock()
 
-    def encode(self, texts: Sequence[str], kind: str = "memory") -> np.ndarray:
-        from memory.embed import MAX_CHARS
-
+    def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
+        hit = self._queries.get(texts, kind)
+        if hit is not None:
+            return hit
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        cache = kind == "query" and len(texts) == 1  # a regenerated reply asks the same query again
         with self._lock:
             for i, text in enumerate(texts):
-                text = text[:MAX_CHARS]
-                vec = self._cache.get(text) if cache else None
-                if vec is None:
-                    vec = self._runner.embed(text) - self._mean
-                    vec /= max(float(np.linalg.norm(vec)), 1e-12)
-                if cache:
-                    self._cache[text] = vec
-                    while len(self._cache) > 256:
-                        self._cache.popitem(last=False)
-                out[i] = vec
+                vec = self._runner.embed(text[:MAX_CHARS]) - self._mean
+                out[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        self._queries.put(texts, kind, out)
         return out
 
 
@@ -203,16 +196,3 @@ def gemma_onnx_embedder(hf_dir: Path | None = None, say=None) -> GemmaOnnxEmbedd
                 raise UserError(f"the memory embedder needs onnxruntime, onnx and onnxscript ({exc.name} is missing)") from None
     return GemmaOnnxEmbedder(folder, hf_dir)
 
-
-class _quiet:
-    """Silence torch.onnx's progress lines (they go to stdout)."""
-
-    def __enter__(self):
-        import contextlib
-        import io
-
-        self._cm = contextlib.redirect_stdout(io.StringIO())
-        self._cm.__enter__()
-
-    def __exit__(self, *exc):
-        self._cm.__exit__(*exc)
