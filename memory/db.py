@@ -1,23 +1,15 @@
-"""The memory SQLite file: WAL mode, schema version in PRAGMA user_version, one function per version."""
+"""The memory SQLite file: its named migrations, opened through the one SQLite helper (`ohlora.db`)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
-from ohlora.errors import UserError
+from ohlora.db import Database, Migration, run_script
 
 
-def _script(con: sqlite3.Connection, sql: str) -> None:
-    """Run `;`-separated DDL inside the caller's transaction (executescript would commit it)."""
-    for stmt in sql.split(";"):
-        if stmt.strip():
-            con.execute(stmt)
-
-
-def _v1(con: sqlite3.Connection) -> None:
-    _script(
+def _memories_and_vectors(con: sqlite3.Connection) -> None:
+    run_script(
         con,
         """
         CREATE TABLE memories (
@@ -44,31 +36,9 @@ def _v1(con: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS = [Migration("memories-and-vectors", _memories_and_vectors)]
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def open_db(path: Path) -> Database:
     """Open (creating and migrating as needed) the memory database at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA busy_timeout=5000")
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise UserError(f"{path}: not a usable memory database ({exc})") from None
-    if version > len(MIGRATIONS):
-        raise UserError(f"{path}: schema version {version} is newer than this ohlora knows ({len(MIGRATIONS)})")
-    for number in range(version, len(MIGRATIONS)):
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            MIGRATIONS[number](con)
-            con.execute(f"PRAGMA user_version = {number + 1}")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-    return con
+    return Database(path, MIGRATIONS, label="memory database", busy_ms=5000)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from memory import dates
-from memory.db import connect
+from memory.db import open_db
 from memory.embed import Embedder, get_embedder
 from memory.extract import extract
 from memory.index import VectorIndex
@@ -73,8 +72,9 @@ class MemoryStore:
         self.min_cosine = min_cosine
         self._embedder = embedder
         self._embedder_spec = embedder_spec
-        self._con = connect(self.db_path)
-        self._lock = threading.RLock()
+        self._db = open_db(self.db_path)
+        self._con = self._db.con  # reads; every write goes through self._db.transaction()
+        self._lock = self._db.lock
         self._index: VectorIndex | None = None
         self._bm25: BM25Index | None = None
 
@@ -86,8 +86,7 @@ class MemoryStore:
         return self._embedder
 
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        self._db.close()
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -95,9 +94,9 @@ class MemoryStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _save_vectors(self, ids: list[int], vecs: np.ndarray) -> None:
+    def _save_vectors(self, con, ids: list[int], vecs: np.ndarray) -> None:
         name = self.embedder.name
-        self._con.executemany(
+        con.executemany(
             "INSERT OR REPLACE INTO vectors(memory_id, model, dim, vec) VALUES (?, ?, ?, ?)",
             [(mid, name, vecs.shape[1], vecs[i].astype(np.float16).tobytes()) for i, mid in enumerate(ids)],
         )
@@ -115,9 +114,8 @@ class MemoryStore:
         fresh: dict[int, np.ndarray] = {}
         if missing:
             vecs = self.embedder.encode([r["text"] for r in missing], kind="memory")
-            self._con.execute("BEGIN IMMEDIATE")
-            self._save_vectors([r["id"] for r in missing], vecs)
-            self._con.execute("COMMIT")
+            with self._db.transaction() as con:
+                self._save_vectors(con, [r["id"] for r in missing], vecs)
             fresh = {r["id"]: vecs[i] for i, r in enumerate(missing)}
         dim = next(iter(fresh.values())).shape[0] if fresh else (rows[0]["dim"] if rows else None)
         if dim is None:
@@ -144,29 +142,31 @@ class MemoryStore:
         return self._bm25
 
     def _insert(self, texts: list[str], *, persona, conversation_id, now, slots=None, event_dates=None,
-                source="explicit", vecs: np.ndarray | None = None, created: list[str] | None = None) -> list[int]:
-        """Insert memories (one transaction) and add them to the live index."""
+                source="explicit", vecs: np.ndarray | None = None, created: list[str] | None = None,
+                values: list[str | None] | None = None, supersede: list[int] = ()) -> list[int]:
+        """Insert memories, their vectors and the rows they supersede in one transaction, then
+        add them to the live index."""
         index = self._load_index()
         if vecs is None:
             vecs = self.embedder.encode(texts, kind="memory")
         ts = _iso(now)
         ids: list[int] = []
-        self._con.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.transaction() as con:
             for i, text in enumerate(texts):
-                cur = self._con.execute(
-                    "INSERT INTO memories(text, created_at, persona, conversation_id, event_date, slot, source) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                cur = con.execute(
+                    "INSERT INTO memories(text, created_at, persona, conversation_id, event_date, slot, slot_value, "
+                    "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (text, created[i] if created and created[i] else ts, persona, conversation_id,
-                     event_dates[i] if event_dates else None, slots[i] if slots else None, source),
+                     event_dates[i] if event_dates else None, slots[i] if slots else None,
+                     values[i] if values else None, source),
                 )
                 ids.append(int(cur.lastrowid))
-            self._save_vectors(ids, vecs)
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
+            self._save_vectors(con, ids, vecs)
+            if supersede:
+                con.executemany("UPDATE memories SET superseded_by = ? WHERE id = ?", [(ids[-1], r) for r in supersede])
         index.add_many(ids, vecs, [persona] * len(ids), [True] * len(ids))
+        for r in supersede:
+            index.set_active(r, False)
         if self._bm25 is not None:
             for mid, text in zip(ids, texts):
                 self._bm25.add(index.row_of[mid], tokenize(text))
@@ -182,7 +182,8 @@ class MemoryStore:
                 f"SELECT {_COLUMNS} FROM memories WHERE text = ? AND superseded_by IS NULL", (text,)
             ).fetchone()
             if same is not None:
-                self._con.execute("UPDATE memories SET updated_at = ? WHERE id = ?", (_iso(now), same["id"]))
+                with self._db.transaction() as con:
+                    con.execute("UPDATE memories SET updated_at = ? WHERE id = ?", (_iso(now), same["id"]))
                 return self.get(same["id"])
             ref = dates.resolve(text, now)
             stored = dates.annotate(text, ref) if ref is not None else text
@@ -235,29 +236,21 @@ class MemoryStore:
                         same_value = [{"id": cand.id}]
         if same_value:
             mid = same_value[0]["id"]
-            self._con.execute("BEGIN IMMEDIATE")
-            self._con.execute(
-                "UPDATE memories SET text = ?, updated_at = ?, event_date = COALESCE(?, event_date), "
-                "slot = COALESCE(slot, ?) WHERE id = ?",
-                (fact.text, ts, fact.event_date, fact.slot, mid),
-            )
-            self._save_vectors([mid], vec[None, :])
-            self._set_value(mid, fact.value)
-            self._con.execute("COMMIT")
+            with self._db.transaction() as con:
+                con.execute(
+                    "UPDATE memories SET text = ?, updated_at = ?, event_date = COALESCE(?, event_date), "
+                    "slot = COALESCE(slot, ?), slot_value = ? WHERE id = ?",
+                    (fact.text, ts, fact.event_date, fact.slot, fact.value, mid),
+                )
+                self._save_vectors(con, [mid], vec[None, :])
             index.set_vector(mid, vec)
             if self._bm25 is not None:
                 self._bm25.add(index.row_of[mid], tokenize(fact.text))
             return self.get(mid)
-        (mid,) = self._insert([fact.text], persona=persona, conversation_id=conversation_id, now=now,
-                              slots=[fact.slot], event_dates=[fact.event_date], source="extracted", vecs=vec[None, :])
-        self._set_value(mid, fact.value)
         replaced = [r["id"] for r in (old or [])]
-        if replaced:
-            self._con.execute("BEGIN IMMEDIATE")
-            self._con.executemany("UPDATE memories SET superseded_by = ? WHERE id = ?", [(mid, r) for r in replaced])
-            self._con.execute("COMMIT")
-            for r in replaced:
-                index.set_active(r, False)
+        (mid,) = self._insert([fact.text], persona=persona, conversation_id=conversation_id, now=now,
+                              slots=[fact.slot], event_dates=[fact.event_date], source="extracted", vecs=vec[None, :],
+                              values=[fact.value], supersede=replaced)
         memory = self.get(mid)
         memory.replaced = replaced
         return memory
@@ -265,9 +258,6 @@ class MemoryStore:
     def _slot_value(self, mid: int) -> str | None:
         row = self._con.execute("SELECT slot_value FROM memories WHERE id = ?", (mid,)).fetchone()
         return row[0] if row else None
-
-    def _set_value(self, mid: int, value: str | None) -> None:
-        self._con.execute("UPDATE memories SET slot_value = ? WHERE id = ?", (value, mid))
 
     def recall(self, query: str, k: int = 3, *, persona: str | None = None, now: datetime | None = None,
                min_cosine: float | None = None) -> list[Recalled]:
@@ -353,10 +343,9 @@ class MemoryStore:
                     f"SELECT id FROM memories WHERE superseded_by IN ({marks})", frontier)]
                 doomed += frontier
             marks = ",".join("?" * len(doomed))
-            self._con.execute("BEGIN IMMEDIATE")
-            self._con.execute(f"DELETE FROM vectors WHERE memory_id IN ({marks})", doomed)
-            self._con.execute(f"DELETE FROM memories WHERE id IN ({marks})", doomed)
-            self._con.execute("COMMIT")
+            with self._db.transaction() as con:
+                con.execute(f"DELETE FROM vectors WHERE memory_id IN ({marks})", doomed)
+                con.execute(f"DELETE FROM memories WHERE id IN ({marks})", doomed)
             if self._index is not None:
                 for mid in doomed:
                     self._index.set_active(mid, False)

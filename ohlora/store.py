@@ -1,7 +1,7 @@
 """SQLite store for conversations and messages.
 
-WAL mode, `PRAGMA user_version` migrations (one function per version), a busy
-timeout so a second running instance waits briefly instead of failing. Each write is
+Opened through `ohlora.db.Database` (WAL, named migrations, a busy timeout so a second
+running instance waits briefly instead of failing). Each write is
 its own short transaction: the user's message is committed before generation starts
 and the reply after it ends, so a crash mid-reply loses at most that reply.
 
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from ohlora.db import Database, DatabaseError, Migration
 from ohlora.errors import UserError
 
 BUSY_TIMEOUT_MS = 3000
@@ -54,7 +53,7 @@ class Message:
     stop_reason: str | None = None
 
 
-# -- migrations: one function per schema version ---------------------------------
+# -- migrations: named, applied in order (ohlora.db) -------------------------------
 def _v1(db: sqlite3.Connection) -> None:
     db.execute(
         """CREATE TABLE conversations (
@@ -83,21 +82,8 @@ def _v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX conversations_by_update ON conversations(updated_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS = [Migration("conversations-and-messages", _v1)]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _explain(path: Path, exc: sqlite3.Error) -> StoreError:
-    text = str(exc).lower()
-    if "locked" in text or "busy" in text:
-        return StoreError(f"{path}: the chat database is locked by another running ohlora; close it and retry")
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return StoreError(
-            f"{path}: the chat database is corrupt ({exc}); it was left untouched - move it aside to start fresh"
-        )
-    if "readonly" in text or "unable to open" in text:
-        return StoreError(f"{path}: cannot write the chat database ({exc})")
-    return StoreError(f"{path}: chat database error: {exc}")
 
 
 class ChatStore:
@@ -105,82 +91,33 @@ class ChatStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{self.path}: cannot open the chat database ({exc})") from None
-        self.db.row_factory = sqlite3.Row
-        try:
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"could not switch to WAL (journal_mode={mode})")
-            self._migrate()
-            self.db.execute("SELECT count(*) FROM messages").fetchone()
-        except sqlite3.Error as exc:
-            self.db.close()
-            raise _explain(self.path, exc) from None
-        except StoreError:
-            self.db.close()
-            raise
+            self.database = Database(self.path, MIGRATIONS, label="chat database", busy_ms=BUSY_TIMEOUT_MS)
+            self.database.read("SELECT count(*) FROM messages")
+        except DatabaseError as exc:
+            raise StoreError(str(exc)) from None
+        self.db = self.database.con  # the raw connection, for reads in tests and tools
 
     # -- plumbing -----------------------------------------------------------------
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: chat database schema v{version} is newer than this ohlora (v{SCHEMA_VERSION}); upgrade ohlora"
-            )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx() as db:
-                MIGRATIONS[number - 1](db)
-                db.execute(f"PRAGMA user_version = {number}")
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: take the write lock up front)."""
-        with self._lock:
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _explain(self.path, exc) from None
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            try:
-                self.db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self.db.execute("ROLLBACK")
-                raise _explain(self.path, exc) from None
-
     def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self.db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise _explain(self.path, exc) from None
+        try:
+            return self.database.read(sql, args)
+        except DatabaseError as exc:
+            raise StoreError(str(exc)) from None
 
     def _write(self, fn: Callable[[sqlite3.Connection], object]) -> object:
         try:
-            with self._tx() as db:
-                return fn(db)
-        except sqlite3.Error as exc:
-            raise _explain(self.path, exc) from None
+            with self.database.transaction() as con:
+                return fn(con)
+        except DatabaseError as exc:
+            raise StoreError(str(exc)) from None
 
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        self.database.close()
 
     @property
     def schema_version(self) -> int:
-        return self._read("PRAGMA user_version")[0][0]
+        return self.database.schema_version
 
     # -- conversations ------------------------------------------------------------
     def new_conversation(self, persona: str, title: str = "") -> int:
