@@ -99,9 +99,9 @@ def main() -> None:
     }
     real = None
     if not args.no_model:
-        from memory.embed import get_embedder
+        from ohlora.registry import make_embedder
 
-        real = get_embedder("")
+        real = make_embedder("")
     with tempfile.TemporaryDirectory(prefix="ohlora-scale-") as tmp:
         for n in sizes:
             db = Path(tmp) / f"m{n}.db"

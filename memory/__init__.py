@@ -1,16 +1,18 @@
 """Long-term memory for ohlora: extract facts from user messages, embed, index, recall.
 
-    from memory import MemoryStore, Memory, Recalled
-    store = MemoryStore(path)              # embedder loads lazily on first need
+    from memory import MemoryStore, BackgroundMemory, Memory, Recalled
+    store = MemoryStore(path, embedder)    # an Embedder, or a function that loads one on first need
     store.observe("나 부산 살아", persona="ohlora", conversation_id=1)
     store.recall("우리 동네 날씨 어때?", k=3)  # -> [Recalled(memory, score, cosine)]
+    memory = BackgroundMemory(store)       # the embedder loads in a thread; observations queue meanwhile
 
-Importing this package is cheap: torch and sentence-transformers load on first embedding.
+Importing this package is cheap: numpy, torch and onnxruntime load on first use. The
+package imports nothing from the app: the caller passes the embedder (see `ohlora.registry`).
 """
 
 from memory.types import Memory, Recalled
 
-__all__ = ["Memory", "MemoryStore", "Recalled"]
+__all__ = ["BackgroundMemory", "Memory", "MemoryStore", "Recalled"]
 
 
 def __getattr__(name: str):
@@ -18,4 +20,8 @@ def __getattr__(name: str):
         from memory.store import MemoryStore
 
         return MemoryStore
+    if name == "BackgroundMemory":
+        from memory.background import BackgroundMemory
+
+        return BackgroundMemory
     raise AttributeError(name)

@@ -11,6 +11,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from memory.embed import Embedder
 from memory.store import MemoryStore, load_json
@@ -54,12 +55,12 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def run_bench(path: Path, ks: list[int], *, retriever: str = "dense", embedder: Embedder | None = None,
-              embedder_spec: str = "") -> dict:
+def run_bench(path: Path, ks: list[int], *, embedder: Embedder | Callable[[], Embedder],
+              retriever: str = "dense") -> dict:
     memories, queries = load_bench(path)
     depth = max(max(ks), 10)
     with tempfile.TemporaryDirectory(prefix="ohlora-bench-") as tmp:
-        store = MemoryStore(Path(tmp) / "bench.db", embedder, embedder_spec=embedder_spec, retriever=retriever)
+        store = MemoryStore(Path(tmp) / "bench.db", embedder, retriever=retriever)
         try:
             db_ids = store.add_raw([m["text"].strip() for m in memories])
             ext = {db: str(m["id"]) for db, m in zip(db_ids, memories)}

@@ -36,7 +36,21 @@ def _memories_and_vectors(con: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [Migration("memories-and-vectors", _memories_and_vectors)]
+def _pending(con: sqlite3.Connection) -> None:
+    """Messages waiting to be observed (or /remember'ed) until the embedder is ready."""
+    con.execute(
+        """CREATE TABLE pending (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('observe', 'add')),
+            text TEXT NOT NULL,
+            persona TEXT,
+            conversation_id INTEGER,
+            said_at TEXT NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS = [Migration("memories-and-vectors", _memories_and_vectors), Migration("pending-observations", _pending)]
 
 
 def open_db(path: Path) -> Database:

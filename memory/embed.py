@@ -2,10 +2,11 @@
 
 The default embedder is the local Gemma 3 270M base: the text is wrapped in a "means in one
 word" prompt (PromptEOL), and the final hidden state of the last token is the vector. It runs
-as an int8 ONNX copy (`memory/gemma_onnx.py`); `gemma-torch` is the same model through
+as an int8 ONNX copy (`memory/gemma_onnx.py`); `gemma_embedder` is the same model through
 sentence-transformers in torch (slower, kept for comparison). Any sentence-transformers
-model name or folder can replace it (`embedder` setting); such a model gets its own
-`query`/`document` prompts if it defines them.
+model name or folder can replace it; such a model gets its own `query`/`document` prompts
+if it defines them. Which name means which embedder is the app's registry
+(`ohlora.registry.EMBEDDERS`); this module only builds them from the paths it is given.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _fast_dtype() -> str:
         return "float32"
 
 
-def gemma_embedder(hf_dir: Path | None = None, *, dtype: str | None = None) -> STEmbedder:
+def gemma_embedder(hf_dir: Path, *, dtype: str | None = None) -> STEmbedder:
     """The built-in embedder: Gemma 3 270M (local HF copy), last-token pooling, PromptEOL.
 
     The vectors of the float32 and bfloat16 variants agree closely enough to share a name,
@@ -138,10 +139,6 @@ def gemma_embedder(hf_dir: Path | None = None, *, dtype: str | None = None) -> S
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    if hf_dir is None:
-        from ohlora.models import ensure_hf_copy, resolve_base
-
-        hf_dir = ensure_hf_copy(resolve_base(""))
     _quiet_loading()
     body = Transformer(str(hf_dir), max_seq_length=128, model_kwargs={"dtype": dtype or _fast_dtype()})
     dim = body.get_embedding_dimension() if hasattr(body, "get_embedding_dimension") else 640
@@ -188,35 +185,30 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-_LOADED: dict[str, Embedder] = {}
-_LOAD_LOCK = threading.Lock()
+class HashEmbedder:
+    """Character n-gram hashing (2- and 3-grams of each word, signed buckets): no model at all.
 
+    Lexical, not semantic: it finds rewordings that share stems ("알레르기"/"알러지" do not).
+    The fast tests use it, and a machine too small for a model can.
+    """
 
-def get_embedder(spec: str = "") -> Embedder:
-    """Load (once per process) the embedder named by the `embedder` setting; '' is the built-in."""
-    spec = spec.strip()
-    with _LOAD_LOCK:
-        if spec not in _LOADED:
-            if spec in ("", "default", "gemma"):
-                from memory.gemma_onnx import gemma_onnx_embedder
+    name = "hash-ngram-v1"
 
-                _LOADED[spec] = gemma_onnx_embedder(say=_say)
-            elif spec == "gemma-torch":
-                _LOADED[spec] = gemma_embedder()
-            elif spec == "minilm":
-                _LOADED[spec] = minilm_embedder()
-            else:
-                _LOADED[spec] = st_embedder(spec)
-        return _LOADED[spec]
+    def __init__(self, dim: int = 512) -> None:
+        self.dim = dim
 
+    def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
+        import zlib
 
-def _say(msg: str) -> None:
-    import sys
-
-    print(msg, file=sys.stderr, flush=True)
-
-
-def register_embedder(spec: str, embedder: Embedder) -> None:
-    """Make `get_embedder(spec)` return an already loaded embedder (tests share one this way)."""
-    with _LOAD_LOCK:
-        _LOADED[spec.strip()] = embedder
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text[:MAX_CHARS].lower()):
+                padded = f"<{word}>"
+                for n in (2, 3):
+                    for j in range(len(padded) - n + 1):
+                        h = zlib.crc32(padded[j:j + n].encode())
+                        out[i, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+            norm = float(np.linalg.norm(out[i]))
+            if norm > 0:
+                out[i] /= norm
+        return out

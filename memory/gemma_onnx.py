@@ -10,11 +10,12 @@ float .881 / .889, Korean .867 / .833 (18 ms); the last 6 float .851 / .911.
 
 Vectors are centred before normalising: the last-token states of Gemma share one large
 direction (cosines between unrelated texts sit near 0.9), so the mean vector of a fixed
-calibration set (sentences of the shipped persona chats, not the bench files) is subtracted.
+calibration set (the caller passes it: the app uses sentences of the shipped persona chats,
+not the bench files) is subtracted.
 That raised recall@3 in float32 and in int8 on both bench files.
 
 The export (torch.onnx, dynamo) and quantization run once per base copy, ~1 minute, into
-`<models cache>/onnx/<hf copy>-<version>/`; the folder appears whole or not at all.
+`<cache_dir>/<hf copy>-<version>/`; the folder appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +41,8 @@ _MODEL, _MEAN, _INFO = "model.onnx", "mean.npy", "build.json"
 _BUILD_LOCK = threading.Lock()
 
 
-def calibration_texts() -> list[str]:
-    """Everyday Korean and English sentences: the first two turns of every 4th shipped persona chat."""
-    from ohlora.personas import SHIPPED_DIR
-
-    texts: list[str] = []
-    for path in sorted(SHIPPED_DIR.glob("*/train.jsonl")):
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if i % 4 == 0 and line.strip():
-                texts += [m["content"] for m in json.loads(line).get("messages", [])[:2]]
-    if len(texts) < 20:
-        raise UserError(f"{SHIPPED_DIR}: too few persona chats to calibrate the memory embedder")
-    return texts
-
-
-def onnx_dir_for(hf_dir: Path) -> Path:
-    from ohlora.config import get_paths
-
-    return get_paths().models_dir / "onnx" / f"{Path(hf_dir).name}-{VERSION}"
+def onnx_dir_for(hf_dir: Path, cache_dir: Path) -> Path:
+    return Path(cache_dir) / f"{Path(hf_dir).name}-{VERSION}"
 
 
 def _export(hf_dir: Path, path: Path) -> None:
@@ -106,13 +91,19 @@ def _quantize(src: Path, dst: Path, down_rows: int) -> None:
     )
 
 
-def build(hf_dir: Path, out: Path, say=None) -> Path:
-    """Export, quantize and calibrate into `out` (atomically). Returns `out`."""
+def build(hf_dir: Path, out: Path, calibration: Sequence[str], say=None) -> Path:
+    """Export, quantize and calibrate (mean of `calibration` vectors) into `out` (atomically). Returns `out`."""
     import tempfile
 
     from transformers import AutoConfig
 
+    import logging
+
+    from memory.embed import _quiet_loading
+
     say = say or (lambda msg: None)
+    _quiet_loading()
+    logging.disable(logging.WARNING)  # torch.onnx and onnxruntime log their internals meanwhile
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
@@ -124,8 +115,10 @@ def build(hf_dir: Path, out: Path, say=None) -> Path:
         for f in tmp.glob("fp32.onnx*"):
             f.unlink()
         say("memory embedder: calibrating …")
+        if len(calibration) < 20:
+            raise UserError("too few calibration sentences to build the memory embedder (need 20)")
         raw = _Runner(tmp / _MODEL, hf_dir)
-        mean = np.mean([raw.embed(t) for t in calibration_texts()], axis=0).astype(np.float32)
+        mean = np.mean([raw.embed(t) for t in calibration], axis=0).astype(np.float32)
         np.save(tmp / _MEAN, mean)
         (tmp / _INFO).write_text(json.dumps({"version": VERSION, "hf_copy": Path(hf_dir).name}) + "\n")
         shutil.rmtree(out, ignore_errors=True)
@@ -133,6 +126,8 @@ def build(hf_dir: Path, out: Path, say=None) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        logging.disable(logging.NOTSET)
     return out
 
 
@@ -181,18 +176,15 @@ class GemmaOnnxEmbedder:
         return out
 
 
-def gemma_onnx_embedder(hf_dir: Path | None = None, say=None) -> GemmaOnnxEmbedder:
-    """The built-in embedder; builds its ONNX copy on first use."""
-    if hf_dir is None:
-        from ohlora.models import ensure_hf_copy, resolve_base
-
-        hf_dir = ensure_hf_copy(resolve_base(""))
-    folder = onnx_dir_for(hf_dir)
+def gemma_onnx_embedder(hf_dir: Path, cache_dir: Path, calibration: Callable[[], Sequence[str]],
+                        say=None) -> GemmaOnnxEmbedder:
+    """The built-in embedder for the HF copy `hf_dir`; its ONNX copy is built into `cache_dir`
+    on first use, centred on the mean vector of `calibration()` sentences."""
+    folder = onnx_dir_for(hf_dir, cache_dir)
     with _BUILD_LOCK:
         if not (folder / _INFO).is_file():
             try:
-                build(hf_dir, folder, say)
+                build(hf_dir, folder, list(calibration()), say)
             except ImportError as exc:
                 raise UserError(f"the memory embedder needs onnxruntime, onnx and onnxscript ({exc.name} is missing)") from None
     return GemmaOnnxEmbedder(folder, hf_dir)
-

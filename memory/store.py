@@ -12,12 +12,13 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from memory import dates
 from memory.db import open_db
-from memory.embed import Embedder, get_embedder
+from memory.embed import Embedder
 from memory.extract import extract
 from memory.index import VectorIndex
 from memory.lexical import BM25Index, tokenize
@@ -45,6 +46,11 @@ def _iso(now: datetime | None) -> str:
     return now.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
+def _local_iso(now: datetime | None) -> str:
+    """Local wall-clock time with its offset: relative dates ("내일") resolve against it later."""
+    return (now or datetime.now()).astimezone().isoformat(timespec="seconds")
+
+
 def _row(r) -> Memory:
     return Memory(
         id=r["id"], text=r["text"], created_at=r["created_at"], updated_at=r["updated_at"],
@@ -63,15 +69,16 @@ def _overlap(a: str, b: str) -> float:
 class MemoryStore:
     """Long-term memory in one SQLite file. Thread-safe; the embedder loads on first need."""
 
-    def __init__(self, db_path: Path, embedder: Embedder | None = None, *, embedder_spec: str = "",
+    def __init__(self, db_path: Path, embedder: Embedder | Callable[[], Embedder], *,
                  retriever: str = "dense", min_cosine: float = MIN_COSINE) -> None:
+        """`embedder`: an Embedder, or a function that loads one (called on first need)."""
         if retriever not in RETRIEVERS:
             raise UserError(f"unknown retriever '{retriever}' (known: {', '.join(RETRIEVERS)})")
         self.db_path = Path(db_path)
         self.retriever = retriever
         self.min_cosine = min_cosine
-        self._embedder = embedder
-        self._embedder_spec = embedder_spec
+        self._embedder: Embedder | None = None if callable(embedder) and not hasattr(embedder, "encode") else embedder
+        self._load_embedder = embedder if self._embedder is None else None
         self._db = open_db(self.db_path)
         self._con = self._db.con  # reads; every write goes through self._db.transaction()
         self._lock = self._db.lock
@@ -82,7 +89,7 @@ class MemoryStore:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self._embedder_spec)
+            self._embedder = self._load_embedder()
         return self._embedder
 
     def close(self) -> None:
@@ -254,6 +261,41 @@ class MemoryStore:
         memory = self.get(mid)
         memory.replaced = replaced
         return memory
+
+    # ------------------------------------------------------------ the pending queue
+    def enqueue(self, text: str, *, kind: str = "observe", persona: str | None = None,
+                conversation_id: int | None = None, now: datetime | None = None) -> int:
+        """Keep a message to observe (or an explicit memory to add) later, committed at once:
+        no embedder needed, and nothing is lost if the process dies before it is processed."""
+        if kind not in ("observe", "add"):
+            raise ValueError(f"unknown pending kind {kind!r}")
+        with self._db.transaction() as con:
+            cur = con.execute("INSERT INTO pending(kind, text, persona, conversation_id, said_at) VALUES (?, ?, ?, ?, ?)",
+                              (kind, text[:MAX_OBSERVE_CHARS], persona, conversation_id, _local_iso(now)))
+            return int(cur.lastrowid)
+
+    def pending_count(self) -> int:
+        return int(self._db.read_one("SELECT COUNT(*) FROM pending")[0])
+
+    def process_pending(self, limit: int | None = None) -> list[Memory]:
+        """Observe (or add) the queued messages in order, each with the time it was said;
+        a row leaves the queue once its memories are stored (a crash in between repeats it,
+        and repeating an observation updates the same memory)."""
+        changed: list[Memory] = []
+        rows = self._db.read("SELECT id, kind, text, persona, conversation_id, said_at FROM pending ORDER BY id"
+                             + (f" LIMIT {int(limit)}" if limit else ""))
+        for r in rows:
+            now = datetime.fromisoformat(r["said_at"])
+            if r["kind"] == "add":
+                try:
+                    changed.append(self.add(r["text"], persona=r["persona"], conversation_id=r["conversation_id"], now=now))
+                except UserError:
+                    pass  # e.g. an empty text: nothing to keep
+            else:
+                changed += self.observe(r["text"], persona=r["persona"], conversation_id=r["conversation_id"], now=now)
+            with self._db.transaction() as con:
+                con.execute("DELETE FROM pending WHERE id = ?", (r["id"],))
+        return changed
 
     def _slot_value(self, mid: int) -> str | None:
         row = self._con.execute("SELECT slot_value FROM memories WHERE id = ?", (mid,)).fetchone()

@@ -1,14 +1,14 @@
-"""A chat session: recall -> prompt -> stream -> store.
+"""A chat session: recall -> prompt -> stream. It owns no UI and no storage.
 
-The session owns no UI. The TUI and `ohlora ask` both drive it: `send(text)` yields
-text pieces as the model writes them; `last` holds the finished result.
+`ChatSession.send(text)` yields text pieces as the model writes them and keeps the
+in-memory history; `last` holds the finished result. Saving rows, regenerate and the
+memory step after a reply belong to `ohlora.conversation.Conversation`, which the TUI,
+`ohlora ask` and the server drive.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -16,6 +16,7 @@ from ohlora.config import Settings
 from ohlora.errors import UserError
 from ohlora.personas import Persona, load_persona
 from ohlora.prompt import build, template_for
+from ohlora.backends import EnginePool, resolve_base_for
 
 if TYPE_CHECKING:
     from ohlora.backends.base import Backend, GenerationResult
@@ -32,48 +33,6 @@ def clean_input(text: str) -> str:
     if not text:
         raise UserError("empty message: type something to send")
     return text[:MAX_INPUT_CHARS]
-
-
-def load_backend(kind: str, base: "BaseModel", settings: Settings) -> "Backend":
-    """Load an engine for a base model (heavy: imports llama_cpp or torch)."""
-    if kind == "llamacpp":
-        from ohlora.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(base, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
-    if kind == "hf":
-        from ohlora.backends.hf import HFBackend
-
-        return HFBackend(base, n_ctx=settings.n_ctx, n_threads=settings.n_threads)
-    raise UserError(f"unknown backend '{kind}' (known: llamacpp, hf)")
-
-
-@dataclass
-class EnginePool:
-    """One loaded engine per (backend, base model): personas on one base share it."""
-
-    settings: Settings
-    backend: str
-    engines: dict[tuple[str, str], Any] = field(default_factory=dict)
-
-    def get(self, base: "BaseModel") -> "Backend":
-        key = (self.backend, str(base.path))
-        if key not in self.engines:
-            self.engines[key] = load_backend(self.backend, base, self.settings)
-        return self.engines[key]
-
-
-def adapter_fits(persona: Persona, base: "BaseModel") -> bool:
-    """Was the persona's adapter trained on `base`? (its recorded fingerprint, or, with none
-    recorded, whether `base` is the persona's own base). A persona asked to run on another
-    base (`--base`, the `base` setting) then answers with its prompt alone."""
-    from ohlora.models import resolve_base
-    from training.fingerprint import base_fingerprint, read_fingerprint, same_base
-
-    folder = persona.adapter_dir
-    recorded = read_fingerprint(folder) if folder is not None else None
-    if recorded is None:
-        return Path(resolve_base(persona.base).path) == Path(base.path)
-    return same_base(recorded, base_fingerprint(base))
 
 
 def activate_persona(engine: "Backend", persona: Persona) -> bool:
@@ -104,25 +63,28 @@ class ChatSession:
         self.persona = persona if isinstance(persona, Persona) else load_persona(persona or settings.persona)
         self.base_override = base_override
         self.pool = pool or EnginePool(settings, settings.backend)
-        self.memory = memory
+        self.memory = memory  # anything with recall(text, k, persona=) -> [Recalled]
         self.history: list[dict] = list(history or [])
         self.use_adapter = use_adapter  # False: the bare base with the persona's prompt
-        self.conversation_id: int | None = None  # set by the TUI when the chat is saved
         self.last: GenerationResult | None = None
-        self.last_memories: list[str] = []
+        self.last_recalled: list[Any] = []  # Recalled items that went into the last prompt
         self.last_prompt: str = ""
         self._engine: Backend | None = None
+        self._writing: Backend | None = None  # the engine of the reply being streamed
+        self._has_adapter = False
         self._bases: dict[str, tuple[BaseModel, ChatTemplate]] = {}  # per base spec, resolved once
-        self._fit: dict[tuple[str, str], bool] = {}  # (persona, base path) -> adapter_fits
+        self._fit: dict[tuple[str, str], bool] = {}  # (persona, base path) -> the adapter fits
+
+    @property
+    def last_memories(self) -> list[str]:
+        return [r.memory.text for r in self.last_recalled]
 
     # -- model ------------------------------------------------------------------
     def _base_and_template(self) -> "tuple[BaseModel, ChatTemplate]":
         """Resolve the base and read its chat template once per spec, not on every message."""
-        from ohlora.models import resolve_base
-
         spec = self.base_override or self.settings.base or self.persona.base
         if spec not in self._bases:
-            base = resolve_base(spec)
+            base = resolve_base_for(self.pool.backend, spec)
             self._bases[spec] = (base, template_for(base))  # a model without a template fails here
         return self._bases[spec]
 
@@ -143,7 +105,13 @@ class ChatSession:
     def _fits(self) -> bool:
         key = (self.persona.id, str(self.base().path))
         if key not in self._fit:
-            self._fit[key] = adapter_fits(self.persona, self.base())
+            if self.pool.scripted:
+                self._fit[key] = True
+            else:
+                from ohlora.models import resolve_base
+                from training.fingerprint import adapter_fits
+
+                self._fit[key] = adapter_fits(self.persona.adapter_dir, resolve_base(self.persona.base), self.base())
         return self._fit[key]
 
     @property
@@ -157,22 +125,23 @@ class ChatSession:
         self._engine = None
 
     def cancel(self) -> None:
-        if self._engine is not None:
-            self._engine.cancel()
+        """Stop the reply being written (also after a persona switch mid-reply)."""
+        engine = self._writing or self._engine
+        if engine is not None:
+            engine.cancel()
 
     # -- one turn ---------------------------------------------------------------
-    def recall(self, text: str) -> list[str]:
+    def recall(self, text: str) -> list[Any]:
         if self.memory is None or not self.settings.memory:
             return []
-        hits = self.memory.recall(text, k=self.settings.memory_k, persona=None)
-        return [h.memory.text for h in hits]
+        return list(self.memory.recall(text, k=self.settings.memory_k, persona=None))
 
     def send(self, text: str) -> Iterator[str]:
         """Yield the reply as it streams; the exchange joins the history when it ends."""
         text = clean_input(text)
         template = self._base_and_template()[1]  # before loading: a model without one fails fast
         engine = self.engine()
-        self.last_memories = self.recall(text)
+        self.last_recalled = self.recall(text)
         prompt = build(
             self.persona,
             self.last_memories,
@@ -187,8 +156,10 @@ class ChatSession:
         )
         self.last_prompt = prompt.text
         stops = tuple(dict.fromkeys((*self.persona.stop, template.end_of_turn)))
-        yield from engine.stream(prompt.text, self.persona.generation, stops)
+        self._writing = engine
+        try:
+            yield from engine.stream(prompt.text, self.persona.generation, stops)
+        finally:
+            self._writing = None
         self.last = engine.last
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": self.last.text}]
-        if self.memory is not None and self.settings.memory:
-            self.memory.observe(text, persona=self.persona.id, conversation_id=self.conversation_id)

@@ -27,12 +27,14 @@ settings live in $XDG_CONFIG_HOME/ohlora/config.toml; OHLORA_HOME moves all file
 """
 
 # Subcommands owned by the other packages: module path -> it provides register(subparsers).
-_PLUGINS = ("training.cli", "training.export_cli", "training.eval_cli", "memory.cli", "ohlora.tui.cli")
+_PLUGINS = ("training.cli", "training.export_cli", "ohlora.eval_cli", "ohlora.memory_cli", "ohlora.tui.cli")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--persona", "-p", help="persona id (see `ohlora persona list`)")
-    p.add_argument("--backend", choices=["llamacpp", "hf"], help="inference engine (default: llamacpp)")
+    from ohlora.registry import DEFAULT_BACKEND, backend_names
+
+    p.add_argument("--backend", choices=backend_names(), help=f"inference engine (default: {DEFAULT_BACKEND})")
     p.add_argument("--base", help="base model: a GGUF file, an HF folder, or 'smollm2' (default: Gemma 3 270M)")
 
 
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--show-prompt", action="store_true", help="also print the whole prompt the model saw (recalled memories included) to stderr")
     ask.add_argument("--max-tokens", type=int, help="cap the answer length (tokens)")
     ask.add_argument("--seed", type=int, help="sampling seed for a repeatable answer")
+    ask.add_argument("--continue", "-c", dest="cont", action="store_true",
+                     help="continue the last saved conversation (every answer is saved, like a chat)")
     ask.add_argument("text", metavar="TEXT", help="what to say")
     ask.set_defaults(func=cmd_ask)
 
@@ -96,48 +100,67 @@ def _settings(args: argparse.Namespace):
     return settings
 
 
-def open_memory(settings):
-    """The user's memory store, or None when memory is off or the package is absent."""
-    if not settings.memory:
-        return None
-    try:
-        from memory import MemoryStore
-    except ImportError:
-        return None
-    from ohlora.config import get_paths
-
-    return MemoryStore(get_paths().memory_db_file, embedder_spec=settings.embedder or "")
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ohlora.chat import ChatSession, clean_input
+    from ohlora.conversation import Conversation
+    from ohlora.registry import open_memory
+    from ohlora.store import StoreError, open_store
 
     text = sys.stdin.read() if args.text == "-" else args.text
     text = clean_input(text)
     settings = _settings(args)
     if args.no_memory:
         settings = replace(settings, memory=False)
-    session = ChatSession(settings, base_override=args.base, memory=open_memory(settings))
+    session = ChatSession(settings, base_override=args.base)
     if args.max_tokens or args.seed is not None:
         gen = session.persona.generation
         gen = replace(gen, max_tokens=args.max_tokens or gen.max_tokens, seed=gen.seed if args.seed is None else args.seed)
         session.persona = replace(session.persona, generation=gen)
-    if args.json:
-        for _ in session.send(text):
-            pass
-        print(json.dumps(session.last.as_dict(), ensure_ascii=False))
+    session.base()  # a missing or unusable base model fails here, before memory loads anything
+    try:
+        store = open_store()
+    except StoreError as exc:
+        store = None
+        _say(f"note: this answer is not saved: {exc}")
+    memory = open_memory(settings, say=_say)
+    if memory is not None and not memory.wait():
+        _say(f"note: answering without memory: {memory.error}")
+    session.memory = memory
+    if store is not None and args.cont:
+        last = store.last_conversation()
+        convo = Conversation.open(session, store, last.id) if last else Conversation(session, store)
     else:
-        for piece in session.send(text):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+        convo = Conversation(session, store)
+    try:
+        if args.json:
+            for _ in convo.say(text):
+                pass
+            print(json.dumps(session.last.as_dict(), ensure_ascii=False))
+        else:
+            for piece in convo.say(text):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+    finally:
+        if memory is not None:
+            if not memory.drain(timeout=600):
+                _say(f"note: memory did not store this message yet ({memory.status}); it will at the next start")
+            memory.close()
+    turn = convo.last
+    for note in (turn.save_error, turn.memory_error, memory.last_error if memory else ""):
+        if note:
+            _say(f"note: {note}")
     if args.show_prompt:
         print(f"--- prompt ---\n{session.last_prompt}\n--- end of prompt ---", file=sys.stderr)
     if session.adapter_skipped:
-        print(f"note: {session.persona.id}'s adapter was trained on another base; "
-              f"this answer came from {session.base().name} with the persona's prompt alone", file=sys.stderr)
+        _say(f"note: {session.persona.id}'s adapter was trained on another base; "
+             f"this answer came from {session.base().name} with the persona's prompt alone")
     return 0
 
 

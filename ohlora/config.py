@@ -63,22 +63,19 @@ class Settings:
     """Everything a user may set in config.toml (top-level keys) or as OHLORA_<KEY>."""
 
     persona: str = "ohlora"
-    backend: str = "llamacpp"  # llamacpp | hf
+    backend: str = "llamacpp"  # a name in ohlora.backends.BACKENDS
     base: str = ""  # empty: the packaged Gemma 3 270M; else a GGUF file or HF folder
     n_ctx: int = 4096
     n_threads: int = 0  # 0: llama.cpp picks
     memory: bool = True
     memory_k: int = 3
-    embedder: str = ""  # empty: built-in (Gemma, int8 ONNX); gemma-torch, minilm, or any sentence-transformers model name/path
+    embedder: str = ""  # a name in ohlora.registry.EMBEDDERS ("" = built-in), or a sentence-transformers model
     theme: str = "textual-dark"
     extra: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def keys(cls) -> list[str]:
         return [f.name for f in fields(cls) if f.name != "extra"]
-
-
-_BACKENDS = ("llamacpp", "hf")
 
 
 def _coerce(key: str, value: object, source: str) -> object:
@@ -96,8 +93,11 @@ def _coerce(key: str, value: object, source: str) -> object:
             raise UserError(f"{source}: key '{key}' must be an integer, got {value!r}") from None
     if not isinstance(value, str):
         raise UserError(f"{source}: key '{key}' must be a string, got {value!r}")
-    if key == "backend" and value not in _BACKENDS:
-        raise UserError(f"{source}: key 'backend' must be one of {', '.join(_BACKENDS)}, got {value!r}")
+    if key == "backend":
+        from ohlora.backends import BACKENDS
+
+        if value not in BACKENDS:
+            raise UserError(f"{source}: key 'backend' must be one of {', '.join(BACKENDS)}, got {value!r}")
     return value
 
 

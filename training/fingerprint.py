@@ -84,3 +84,13 @@ def check_adapter_base(adapter_dir: Path, base: "BaseModel", info: dict | None =
             f"fingerprint {recorded.get('sha')}), not on '{info['name']}' ({info['arch']}, {info['sha']}); "
             "use --base to pick its base or train a new adapter"
         )
+
+
+def adapter_fits(adapter_dir: Path | None, own_base: "BaseModel", base: "BaseModel") -> bool:
+    """Was the adapter in `adapter_dir` trained on `base`? By its recorded fingerprint, or, with
+    none recorded, by whether `base` is the persona's own base `own_base`. (A persona asked to
+    run on another base answers with its prompt alone.)"""
+    recorded = read_fingerprint(adapter_dir) if adapter_dir is not None else None
+    if recorded is None:
+        return Path(own_base.path) == Path(base.path)
+    return same_base(recorded, base_fingerprint(base))

@@ -1,22 +1,80 @@
-"""Command palette provider: every app action, plus one entry per persona."""
+"""The chat app's commands, in one table: key bindings, slash commands, palette entries and help.
+
+Each `Command` names an app action (`action_<name>` on OhloraApp). The app's BINDINGS,
+its slash-command dispatch, the command palette (`get_system_commands`) and the help
+screen are all generated from `COMMANDS`, so a command is added or renamed in one place.
+"""
 
 from __future__ import annotations
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from dataclasses import dataclass
+
+from textual.binding import Binding
 
 
-class OhloraCommands(Provider):
-    def _commands(self):
-        commands = getattr(self.app, "palette_commands", None)
-        return commands() if commands else []
+@dataclass(frozen=True)
+class Command:
+    action: str  # OhloraApp.action_<action>; takes the slash argument when `arg` is set
+    title: str  # palette entry
+    help: str
+    keys: str = ""  # Textual key names, comma-separated ("ctrl+r")
+    key_label: str = ""  # how help shows them ("Ctrl+R")
+    slash: tuple[str, ...] = ()  # "/regen", "/regenerate"
+    arg: str = ""  # "NAME": the slash command takes an argument
+    footer: str = ""  # short footer label; empty: not shown in the footer
+    palette: bool = True
 
-    async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, callback in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+COMMANDS: tuple[Command, ...] = (
+    Command("stop", "Stop the reply", "stop the reply (keeps what was written)", "escape", "Esc", palette=True),
+    Command("help", "Help", "key bindings and slash commands", "f1", "F1", ("help",), footer="Help"),
+    Command("next_persona", "Next persona", "switch to the next persona (from the next reply)", "ctrl+t", "Ctrl+T",
+            footer="Persona"),
+    Command("persona", "Switch persona…", "switch persona by id or name, from the next reply", slash=("persona",),
+            arg="NAME", palette=False),
+    Command("list_personas", "List personas", "list the personas", slash=("personas",)),
+    Command("toggle_sidebar", "Toggle persona sidebar", "show/hide the persona sidebar", "ctrl+b", "Ctrl+B",
+            ("sidebar",), footer="Sidebar"),
+    Command("regenerate", "Regenerate last reply", "regenerate the last reply", "ctrl+r", "Ctrl+R",
+            ("regen", "regenerate"), footer="Regenerate"),
+    Command("copy_last", "Copy last reply", "copy the last reply to the clipboard", "ctrl+o", "Ctrl+O", ("copy",),
+            footer="Copy"),
+    Command("conversations", "Conversations", "conversation list (open, rename, delete, new)", "ctrl+l", "Ctrl+L",
+            ("list", "chats"), footer="Chats"),
+    Command("new_conversation", "New conversation", "start a new conversation (the old one stays saved)", "ctrl+n",
+            "Ctrl+N", ("new", "clear"), footer="New"),
+    Command("rename", "Rename conversation…", "rename this conversation", slash=("rename",), arg="TITLE",
+            palette=False),
+    Command("export", "Export conversation", "save as Markdown + JSON in the data folder", slash=("export",)),
+    Command("memory", "Memory panel", "what was recalled for the last reply, and everything remembered", "f2", "F2",
+            ("memory",), footer="Memory"),
+    Command("remember", "Remember…", "remember a fact (like telling it in a message)", slash=("remember",),
+            arg="TEXT", palette=False),
+    Command("forget", "Forget…", "forget a memory by its id (see the memory panel)", slash=("forget",), arg="ID",
+            palette=False),
+    Command("quit", "Quit", "quit (a reply being written is kept)", "ctrl+q", "Ctrl+Q", ("quit", "exit", "q")),
+)
+
+# keys that belong to widgets, shown in help but bound elsewhere
+WIDGET_KEYS = (
+    ("Enter", "send the message"),
+    ("Shift+Enter or Ctrl+J", "new line in the message"),
+    ("Tab, then c", "focus a message and copy it"),
+    ("Ctrl+P", "command palette (every action)"),
+)
+
+
+def bindings() -> list[Binding]:
+    return [Binding(c.keys, c.action, c.footer or c.title, show=bool(c.footer), priority=c.action == "quit")
+            for c in COMMANDS if c.keys]
+
+
+def by_slash() -> dict[str, Command]:
+    return {name: c for c in COMMANDS for name in c.slash}
+
+
+def help_rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(keys, slash commands) as (label, what) rows for the help screen."""
+    keys = [WIDGET_KEYS[0], WIDGET_KEYS[1]] + [(c.key_label, c.help) for c in COMMANDS if c.keys] + list(WIDGET_KEYS[2:])
+    slash = [("/" + c.slash[0] + (f" {c.arg}" if c.arg else ""), c.help) for c in COMMANDS if c.slash]
+    return keys, slash

@@ -16,39 +16,6 @@ from textual.widgets import DataTable, Input, Label, ListItem, ListView, Static
 if TYPE_CHECKING:
     from ohlora.store import ChatStore
 
-HELP_KEYS = [
-    ("Enter", "send the message"),
-    ("Shift+Enter or Ctrl+J", "new line in the message"),
-    ("Esc", "stop the reply (keeps what was written)"),
-    ("Ctrl+T", "switch to the next persona"),
-    ("Ctrl+B", "show/hide the persona sidebar"),
-    ("Ctrl+R", "regenerate the last reply"),
-    ("Ctrl+O", "copy the last reply"),
-    ("Tab, then c", "focus a message and copy it"),
-    ("Ctrl+L", "conversation list (open, rename, delete, new)"),
-    ("Ctrl+N", "new conversation"),
-    ("F2", "memory panel"),
-    ("Ctrl+P", "command palette (every action)"),
-    ("F1", "this help"),
-    ("Ctrl+Q", "quit"),
-]
-
-SLASH_HELP = [
-    ("/persona NAME", "switch persona (id or name), from the next reply"),
-    ("/personas", "list personas"),
-    ("/new", "start a new conversation"),
-    ("/clear", "clean screen, new conversation (old one stays saved)"),
-    ("/regen", "regenerate the last reply"),
-    ("/copy", "copy the last reply"),
-    ("/export", "save as Markdown + JSON in the data folder"),
-    ("/rename TITLE", "rename this conversation"),
-    ("/list", "conversation list"),
-    ("/memory", "memory panel"),
-    ("/help", "this help"),
-    ("/quit", "quit"),
-]
-
-
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
 
@@ -56,13 +23,16 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help-scroll").focus()
 
     def compose(self) -> ComposeResult:
+        from ohlora.tui.commands import help_rows
+
+        keys, slash = help_rows()
         text = Text()
         text.append("Keys\n", style="bold")
-        for key, what in HELP_KEYS:
+        for key, what in keys:
             text.append(f"  {key:<24}", style="bold cyan")
             text.append(f"{what}\n")
         text.append("\nSlash commands\n", style="bold")
-        for cmd, what in SLASH_HELP:
+        for cmd, what in slash:
             text.append(f"  {cmd:<24}", style="bold cyan")
             text.append(f"{what}\n")
         text.append("\nEsc closes this help.", style="dim")

@@ -11,6 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message as TMessage
 from textual.reactive import reactive
 from textual.widgets import Label, ListItem, ListView, Markdown, Static, TextArea
+from textual.widgets.markdown import MarkdownStream
 
 SHOWN_USER_CHARS = 4000  # a huge paste is stored whole but shown shortened
 
@@ -53,7 +54,7 @@ class MessageView(Vertical):
         self.text = content
         self.db_id = db_id
         self.note = note
-        self._pending: list[str] = []
+        self._stream: MarkdownStream | None = None
 
     def compose(self):
         yield Label(self.author, classes="author")
@@ -71,21 +72,22 @@ class MessageView(Vertical):
             shown = shown[:SHOWN_USER_CHARS] + f"\n… ({len(self.text) - SHOWN_USER_CHARS:,} more characters, saved in full)"
         return Text(shown)
 
-    # -- streaming (called on the UI thread) ---------------------------------------
-    def queue(self, piece: str) -> None:
-        """Buffer a streamed piece; `flush()` renders all buffered pieces at once."""
-        self._pending.append(piece)
-
-    def flush(self) -> None:
-        if not self._pending:
+    # -- streaming (on the UI thread; Textual's MarkdownStream batches the appends) ---
+    async def write(self, piece: str) -> None:
+        """Append a streamed piece of the reply."""
+        if not piece:
             return
-        chunk = "".join(self._pending)
-        self._pending.clear()
-        self.text += chunk
-        self.query_one(".body", Markdown).append(chunk)
+        self.text += piece
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(".body", Markdown))
+        await self._stream.write(piece)
+
+    async def end_stream(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
 
     def set_content(self, text: str) -> None:
-        self._pending.clear()
         self.text = text
         body = self.query_one(".body")
         if isinstance(body, Markdown):
@@ -111,13 +113,14 @@ class MessageList(VerticalScroll):
 
 
 class StatusBar(Static):
-    """persona · base model · backend · state · tokens/s of the last reply"""
+    """persona · base model · backend · state · memory state · tokens/s of the last reply"""
 
     persona = reactive("")
     base = reactive("")
     backend = reactive("")
     state = reactive("loading model…")
     speed = reactive("")
+    memory = reactive("")
 
     def render(self) -> Text:
         parts = [
@@ -128,6 +131,8 @@ class StatusBar(Static):
         ]
         if self.speed:
             parts.append((f" · {self.speed}", ""))
+        if self.memory:
+            parts.append((f" · {self.memory}", "dim"))
         parts.append(("   F1 help · ctrl+p commands", "dim"))
         return Text.assemble(*parts)
 
@@ -140,3 +145,18 @@ class PersonaItem(ListItem):
 
 class PersonaSidebar(ListView):
     """The personas you can talk to, with their greeting; Enter switches."""
+
+
+_REASONS = {"cancelled": "stopped", "max_tokens": "length limit", "error": "error"}
+
+
+def reply_note(text: str, tokens: int | None, speed: float | None, reason: str | None) -> str:
+    """'12 tokens · 9.8 tok/s · length limit' under a reply."""
+    bits = [] if text else ["(empty reply)"]
+    if tokens is not None:
+        bits.append(f"{tokens} tokens")
+    if speed:
+        bits.append(f"{speed:.1f} tok/s")
+    if reason in _REASONS:
+        bits.append(_REASONS[reason])
+    return " · ".join(bits)

@@ -36,14 +36,13 @@ def gemma_dir(models_home) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(gemma_dir, models_home):
-    """The built-in embedder (int8 ONNX Gemma, built once); also what `get_embedder('')` returns."""
-    from memory.embed import register_embedder
+    """The built-in embedder (int8 ONNX Gemma, built once); also what `make_embedder('')` returns."""
     from memory.gemma_onnx import gemma_onnx_embedder
+    from ohlora.registry import calibration_texts, share_embedder
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OHLORA_HOME", str(models_home))
-        emb = gemma_onnx_embedder(gemma_dir)
-    register_embedder("", emb)
+    emb = gemma_onnx_embedder(gemma_dir, cache_dir=models_home / "cache" / "models" / "onnx",
+                              calibration=calibration_texts)
+    share_embedder("", emb)
     return emb
 
 

@@ -1,4 +1,4 @@
-"""`ohlora memory ...` through memory.cli: register(), handlers, UserError on bad input."""
+"""`ohlora memory ...` through ohlora.memory_cli: register(), handlers, UserError on bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from memory.cli import register
+from ohlora.memory_cli import register
 from ohlora.errors import UserError
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ TEXTS = ["나 땅콩 알레르기 있어", "My sister lives in Vancouver.", "다
 
 
 def test_vectors_are_unit_and_centred(embedder):
-    from memory.gemma_onnx import calibration_texts
+    from ohlora.registry import calibration_texts
 
     vecs = embedder.encode(TEXTS)
     assert vecs.shape == (3, embedder.dim) and vecs.dtype == np.float32
@@ -52,5 +52,5 @@ def test_build_is_atomic(tmp_path, gemma_dir, monkeypatch):
     monkeypatch.setattr(gemma_onnx, "_export", boom)
     out = tmp_path / "onnx" / "x"
     with pytest.raises(RuntimeError):
-        gemma_onnx.build(gemma_dir, out)
+        gemma_onnx.build(gemma_dir, out, ["문장"] * 20)
     assert not out.exists() and list((tmp_path / "onnx").iterdir()) == []

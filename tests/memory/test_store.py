@@ -125,7 +125,10 @@ def test_persistence_across_processes(tmp_path, embedder, gemma_dir, models_home
         from pathlib import Path
         from memory import MemoryStore
         from memory.gemma_onnx import gemma_onnx_embedder
-        s = MemoryStore(Path({str(db)!r}), gemma_onnx_embedder(Path({str(gemma_dir)!r})))
+        from ohlora.registry import calibration_texts
+        emb = gemma_onnx_embedder(Path({str(gemma_dir)!r}), cache_dir=Path({str(models_home)!r}) / "cache" / "models" / "onnx",
+                                  calibration=calibration_texts)
+        s = MemoryStore(Path({str(db)!r}), emb)
         print(json.dumps([m.id for m in s.observe("우리 집 고양이 이름은 나비야", persona="ohlora", conversation_id=7)]))
         """
     )

@@ -14,16 +14,9 @@ def _views(app, role=None):
 
 
 @pytest.mark.slow
-async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf, monkeypatch):
-    streamed: list[str] = []  # assistant text shown by the batched flushes, before the reply ends
-    flush = MessageView.flush
-
-    def spy(self) -> None:
-        flush(self)
-        if self.role == "assistant" and self.text.strip():
-            streamed.append(self.text)
-
-    monkeypatch.setattr(MessageView, "flush", spy)
+async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf):
+    """The whole chat on the real model (that text shows while it streams is tested on the
+    scripted engine in test_tui_fast.py, where the timing is under the test's control)."""
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         # first paint comes before the model: the greeting is there and the input says loading
@@ -39,14 +32,7 @@ async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf, monkeyp
         saved = rows("SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))
         assert saved[0] == ("user", "안녕? 오늘 비가 와서 기분이 어때? 🌧️")
         assert len(saved) == 1 or app.generating is False  # a reply row only once the reply has ended
-        seen: set[str] = set()
-
-        def done() -> bool:
-            if app.generating:
-                seen.add(_views(app, "assistant")[-1].text)
-            return not app.generating
-
-        await wait_for(pilot, done, step=0.05)
+        await wait_for(pilot, lambda: not app.generating, step=0.05)
         reply = _views(app, "assistant")[-1]
         assert reply.text.strip(), reply.note
         app.generation_overrides["max_tokens"] = 4
@@ -55,8 +41,6 @@ async def test_chat_switch_regenerate_stop_export_and_reopen(gemma_gguf, monkeyp
             " WHERE conversation_id = ? AND role = 'assistant'", (cid,))
         assert (role, content, persona) == ("assistant", reply.text, "ohlora")
         assert ptok > 0 and 1 <= ctok <= 24 and reason in ("max_tokens", "end_of_turn", "stop_string")
-        if ctok >= 8:  # text was on screen before the reply finished
-            assert len(seen - {""}) >= 1 or streamed, (ctok, seen)
         assert "tok/s" in str(app.query_one("#status").render()) or ctok < 2
 
         # 2. switch persona with the slash command: takes effect on the next reply

@@ -187,7 +187,7 @@ async def test_memory_panel_lists_recalled_and_forgets():
     app = make_app(load_model=False)
     async with app.run_test(size=SIZE) as pilot:
         app.memory = FakeMemory()
-        app.session.last_memories = ["좋아하는 날씨: 비"]
+        app.session.last_recalled = [type("R", (), {"memory": app.memory.items[0], "cosine": 0.61})()]
         await pilot.press("f2")
         screen = app.screen
         assert "좋아하는 날씨: 비" in str(screen.query_one("#memory-recalled").render())

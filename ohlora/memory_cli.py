@@ -1,4 +1,8 @@
-"""`ohlora memory add|list|search|forget|export|import|bench` (argparse; heavy imports inside handlers)."""
+"""`ohlora memory add|list|search|forget|export|import|bench` (argparse; heavy imports inside handlers).
+
+The app side of the memory package: it names the user's memory file and the embedder
+(`ohlora.registry`), and the `memory` package does the work.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,27 @@ from ohlora.errors import UserError
 RETRIEVERS = ("dense", "hybrid", "bm25")  # memory.store.RETRIEVERS, kept here so --help stays import-free
 
 
-def _store(args, retriever: str = "dense"):
-    from memory.store import MemoryStore
-    from ohlora.config import get_paths, load_settings
+def _say(message: str) -> None:
+    import sys
 
-    settings = load_settings()
-    return MemoryStore(get_paths().memory_db_file, embedder_spec=getattr(args, "embedder", None) or settings.embedder,
-                       retriever=retriever)
+    print(message, file=sys.stderr, flush=True)
+
+
+def _embedder_spec(args) -> str:
+    from ohlora.config import load_settings
+
+    spec = getattr(args, "embedder", None)
+    return spec if spec is not None else load_settings().embedder
+
+
+def _store(args, retriever: str = "dense"):
+    """The user's memory store; its embedder loads (with progress on stderr) on first need."""
+    from memory.store import MemoryStore
+    from ohlora.config import get_paths
+    from ohlora.registry import make_embedder
+
+    spec = _embedder_spec(args)
+    return MemoryStore(get_paths().memory_db_file, lambda: make_embedder(spec, say=_say), retriever=retriever)
 
 
 def _line(m) -> str:
@@ -35,10 +53,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from memory.store import MemoryStore
-    from ohlora.config import get_paths
-
-    with MemoryStore(get_paths().memory_db_file) as store:
+    with _store(args) as store:
         memories = store.list(include_superseded=args.all)
     if args.json:
         print(json.dumps([m.to_dict() for m in memories], ensure_ascii=False, indent=1))
@@ -68,20 +83,14 @@ def cmd_search(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from memory.store import MemoryStore
-    from ohlora.config import get_paths
-
-    with MemoryStore(get_paths().memory_db_file) as store:
+    with _store(args) as store:
         m = store.forget(args.id)
     print(f"forgot #{m.id}: {m.text}")
     return 0
 
 
 def cmd_export(args) -> int:
-    from memory.store import MemoryStore
-    from ohlora.config import get_paths
-
-    with MemoryStore(get_paths().memory_db_file) as store:
+    with _store(args) as store:
         n = store.export_json(Path(args.file))
     print(f"exported {n} memories to {args.file}")
     return 0
@@ -106,11 +115,11 @@ def parse_ks(text: str) -> list[int]:
 
 def cmd_bench(args) -> int:
     from memory.bench import run_bench
-    from ohlora.config import load_settings
+    from ohlora.registry import make_embedder
 
     ks = parse_ks(args.k)
-    spec = args.embedder if args.embedder is not None else load_settings().embedder
-    result = run_bench(Path(args.file), ks, retriever=args.retriever, embedder_spec=spec)
+    spec = _embedder_spec(args)
+    result = run_bench(Path(args.file), ks, retriever=args.retriever, embedder=lambda: make_embedder(spec, say=_say))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -163,22 +172,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--k", default="1,3,5", help="comma-separated k values (default 1,3,5)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--retriever", choices=RETRIEVERS, default="dense")
-    b.add_argument("--embedder", default=None,
-                   help="sentence-transformers model name/path, 'minilm' for the packaged MiniLM, '' for the built-in")
+    from ohlora.registry import embedder_help
+
+    b.add_argument("--embedder", default=None, help=f"which embedder: {embedder_help()} (default: the setting)")
     b.set_defaults(func=cmd_bench)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m memory ...`), the same commands as `ohlora memory ...`."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m memory")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    register(subparsers)
-    args = parser.parse_args(["memory", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", type=Path, metavar="FILE", help="JSONL prompt file (required unless --loss-only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--base-only", action="store_true", help="the base model with the persona's prompt, no adapter")
-    p.add_argument("--backend", choices=["llamacpp", "hf"], help="inference engine (default: llamacpp)")
+    from ohlora.registry import backend_names
+
+    p.add_argument("--backend", choices=backend_names(), help="inference engine (default: llamacpp)")
     p.add_argument("--no-loss", action="store_true", help="skip the eval-loss part (faster)")
     p.add_argument("--loss-only", action="store_true", help="only the eval-loss part (no prompts, no generation)")
     p.add_argument("--answers", type=Path, metavar="OUT", help="also write every answer to this JSONL file")
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ohlora.config import load_settings
     from ohlora.personas import load_persona
-    from training.evaluate import eval_losses, generate_answers, loss_summary, read_prompts, text_report
+    from ohlora.evaluation import generate_answers
+    from training.evaluate import eval_losses, loss_summary, read_prompts, text_report
 
     if args.loss_only and args.no_loss:
         raise UserError("--loss-only and --no-loss exclude each other")

@@ -1,5 +1,0 @@
-import sys
-
-from memory.cli import main
-
-sys.exit(main())
