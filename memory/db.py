@@ -53,6 +53,9 @@ def _pending(con: sqlite3.Connection) -> None:
 MIGRATIONS = [Migration("memories-and-vectors", _memories_and_vectors), Migration("pending-observations", _pending)]
 
 
+BUSY_MS = 5000  # a second process's write makes ours wait this long before "locked"
+
+
 def open_db(path: Path) -> Database:
     """Open (creating and migrating as needed) the memory database at `path`."""
-    return Database(path, MIGRATIONS, label="memory database", busy_ms=5000)
+    return Database(path, MIGRATIONS, label="memory database", busy_ms=BUSY_MS)

@@ -94,7 +94,7 @@ def _coerce(key: str, value: object, source: str) -> object:
     if not isinstance(value, str):
         raise UserError(f"{source}: key '{key}' must be a string, got {value!r}")
     if key == "backend":
-        from ohlora.backends import BACKENDS
+        from ohlora.backends.table import BACKENDS
 
         if value not in BACKENDS:
             raise UserError(f"{source}: key 'backend' must be one of {', '.join(BACKENDS)}, got {value!r}")

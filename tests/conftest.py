@@ -61,3 +61,15 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
         timeout=timeout,
         cwd=REPO,
     )
+
+
+# Fixtures that load or build a real model: a test that uses one belongs to the slow tier
+# (`make test` runs everything; `make test-fast` runs `-m "not slow"`).
+MODEL_FIXTURES = {"embedder", "gemma_dir", "store", "gemma_gguf", "smollm2_gguf", "lora_cases", "gemma_hf",
+                  "tiny_base", "other_tiny_base"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

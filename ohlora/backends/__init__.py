@@ -1,43 +1,23 @@
-"""The inference engines and their table: one name per engine, loaded lazily.
+"""The inference engines: load one by name, one engine per base model (`EnginePool`).
 
-`BACKENDS` is the one list of backend names (config validation, `--backend` choices, help).
+The names live in `ohlora.backends.table.BACKENDS` (re-exported here), the one list that
+config validation, the `--backend` choices and the help read.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+
+from ohlora.backends.table import BACKENDS, DEFAULT_BACKEND, Backend, backend_names
 from typing import TYPE_CHECKING, Any
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "EnginePool", "backend_names", "load_backend", "resolve_base_for"]
 
 if TYPE_CHECKING:
     from ohlora.backends.base import Backend as Engine
     from ohlora.config import Settings
     from ohlora.models import BaseModel
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    target: str  # "module:Class"
-    help: str
-    scripted: bool = False  # needs no model file; any adapter "fits"
-
-
-BACKENDS: dict[str, Backend] = {
-    b.name: b
-    for b in (
-        Backend("llamacpp", "ohlora.backends.llamacpp:LlamaCppBackend",
-                "GGUF through llama.cpp on the CPU; persona adapters switch in place (default)"),
-        Backend("hf", "ohlora.backends.hf:HFBackend", "transformers + peft (CUDA when present, else CPU)"),
-        Backend("fake", "ohlora.backends.fake:FakeBackend", "scripted replies, no model (tests and demos)",
-                scripted=True),
-    )
-}
-DEFAULT_BACKEND = "llamacpp"
-
-
-def backend_names(public: bool = False) -> list[str]:
-    return [n for n, b in BACKENDS.items() if not (public and b.scripted)]
 
 
 def _load(target: str) -> Any:

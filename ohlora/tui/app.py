@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
@@ -40,6 +41,14 @@ from ohlora.tui.widgets import (ChatInput, MessageList, MessageView, PersonaItem
                                 reply_note)
 
 TIMINGS_ENV = "OHLORA_TUI_TIMINGS"  # bench: append JSON lines {event, t} to this file
+
+
+class MemoryStatus(Message):
+    """Posted from memory's thread (post_message is thread-safe and never blocks that thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class OhloraApp(App[int]):
@@ -87,6 +96,7 @@ class OhloraApp(App[int]):
         self.base_name = _base_label(base or settings.base or self.session.persona.base)
         self.generating = False
         self._reply_view: MessageView | None = None
+        self._said_save_error = ""  # a store failure is said once, not under every reply
         self._timings = os.environ.get(TIMINGS_ENV)
         self._mark("init")
 
@@ -177,11 +187,14 @@ class OhloraApp(App[int]):
         if memory is None:
             self.memory_off = "memory is off: the memory package is not installed in this build"
             return
-        memory.on_status = lambda text: self._from_thread(self._memory_status, text)
+        memory.on_status = lambda text: self.post_message(MemoryStatus(text))
         self.memory = memory
         self.session.memory = memory
         memory.start()
         self._memory_status(memory.status)
+
+    def on_memory_status(self, event: MemoryStatus) -> None:
+        self._memory_status(event.text)
 
     def _memory_status(self, text: str) -> None:
         if self.memory is not None and self.memory.state == "failed":
@@ -298,6 +311,7 @@ class OhloraApp(App[int]):
         turn = self.conversation.begin(text)  # committed now, before any model work
         self._add_view(MessageView("user", turn.text, "you", db_id=turn.user_id))
         if turn.save_error:
+            self._said_save_error = turn.save_error
             self._system(f"Not saved: {turn.save_error}", error=True)
         self._start_reply(lambda: self.conversation.reply(turn))
 
@@ -353,7 +367,7 @@ class OhloraApp(App[int]):
             view.set_note(f"error: {error}")
             view.add_class("error")
             self._update_status()
-        if turn is not None and turn.save_error and turn.save_error != getattr(self, "_said_save_error", None):
+        if turn is not None and turn.save_error and turn.save_error != self._said_save_error:
             self._said_save_error = turn.save_error
             self._system(f"Not saved: {turn.save_error}", error=True)
         if turn is not None and turn.memory_error:

@@ -57,9 +57,12 @@ def test_smollm2_generates_through_same_code(smollm2_gguf):
 def test_max_tokens_stop_reason():
     session = ChatSession(Settings(memory=False, n_ctx=1024), _short("ohlora", n=3, temperature=0.0))
     list(session.send("오늘 날씨 어때? 길게 얘기해줘"))
-    assert session.last.completion_tokens <= 3
-    if session.last.completion_tokens == 3:
-        assert session.last.stop_reason == "max_tokens"
+    # the limit was hit (exactly 3 tokens), or the model ended its turn first: either way a stop
+    # reason that agrees with the count (the scripted engine tests the limit itself, in test_fakes.py)
+    r = session.last
+    assert 1 <= r.completion_tokens <= 3
+    hit_limit = r.completion_tokens == 3 and r.stop_reason == "max_tokens"
+    assert hit_limit or r.stop_reason in ("end_of_turn", "stop_string"), r
 
 
 @pytest.mark.slow

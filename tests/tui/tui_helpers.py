@@ -59,3 +59,23 @@ def no_model(app) -> None:
 
 
 
+
+
+def make_fake_app(monkeypatch, tmp_path, replies: list[str], delay: float = 0.0, **kw):
+    """The real app on the scripted engine (no model): replies in turn, `delay` seconds a word."""
+    import json
+
+    from ohlora.tui.app import OhloraApp
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(replies, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv("OHLORA_FAKE_SCRIPT", str(script))
+    monkeypatch.setenv("OHLORA_FAKE_DELAY", str(delay))
+    memory = kw.pop("memory", False)
+    embedder = kw.pop("embedder", "hash")
+    return OhloraApp(replace(load_settings(), backend="fake", memory=memory, embedder=embedder), **kw)
+
+
+def engine(app):
+    """The scripted engine the app loaded."""
+    return next(iter(app.session.pool.engines.values()))
