@@ -162,4 +162,5 @@ class ChatSession:
         finally:
             self._writing = None
         self.last = engine.last
-        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": self.last.text}]
+        self.history += [{"role": "user", "content": text, "context": prompt.context},
+                         {"role": "assistant", "content": self.last.text}]

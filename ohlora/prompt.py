@@ -4,13 +4,18 @@ Gemma bases get Gemma's turn format (no system role: the system text opens the f
 user turn). Other bases use the chat template from the tokenizer (GGUF metadata
 `tokenizer.chat_template` or the HF folder's template). Training renders conversations
 through the same functions, so chat and training see identical turns.
+
+Layout (`build_messages`): the persona's system text first (stable), then the history,
+then the new user text with this turn's context block (clock, recalled memories) just
+above it. Each user turn keeps the block it was sent with, so the prefix is unchanged
+from one turn to the next and llama.cpp reuses its KV cache.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
@@ -23,7 +28,7 @@ if TYPE_CHECKING:
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
 _WEEKDAYS_KO = "월화수목금토일"
-MEMORY_HEADER = "사용자에 대해 기억하는 것:"
+MEMORY_HEADER = "사용자가 전에 한 말:"
 
 
 class ChatTemplate(Protocol):
@@ -121,15 +126,29 @@ def template_for(base: "BaseModel") -> ChatTemplate:
 
 
 def now_line(now: datetime) -> str:
-    """The current local date and time, so 오늘/내일/다음 주 mean something."""
-    return f"현재 시각: {now:%Y-%m-%d} ({_WEEKDAYS_KO[now.weekday()]}) {now:%H:%M}"
+    """The clock as the model sees it: date, weekday, 12-hour time, and the next two days
+    (so "내일", "모레" and "지금 몇 시야?" can be answered by copying, not by arithmetic)."""
+    ampm = "오전" if now.hour < 12 else "오후"
+    hour12 = now.hour % 12 or 12
+    days = [now + timedelta(days=d) for d in (1, 2)]
+    ahead = " · ".join(f"{name} {d.month}월 {d.day}일 {_WEEKDAYS_KO[d.weekday()]}요일"
+                       for name, d in zip(("내일", "모레"), days))
+    return (f"현재 시각: {now.year}년 {now.month}월 {now.day}일 {_WEEKDAYS_KO[now.weekday()]}요일 "
+            f"{ampm} {hour12}시 {now.minute:02d}분 ({now:%H:%M}) · {ahead}")
 
 
-def system_text(persona: "Persona", memories: Sequence[str], now: datetime) -> str:
-    parts = [persona.system_prompt.strip(), now_line(now)]
+def context_block(now: datetime, memories: Sequence[str]) -> str:
+    """The volatile part of a user turn: the clock and what memory recalled for this message."""
+    lines = [f"[{now_line(now)}]"]
     if memories:
-        parts.append(MEMORY_HEADER + "\n" + "\n".join(f"- {m}" for m in memories))
-    return "\n\n".join(parts)
+        lines.append(f"[{MEMORY_HEADER} " + " / ".join(f'"{m}"' for m in memories) + "]")
+    return "\n".join(lines)
+
+
+def user_content(message: Message) -> str:
+    """A user turn as rendered: its context block (if it had one) above the text."""
+    context = message.get("context")
+    return f"{context}\n{message['content']}" if context else message["content"]
 
 
 def build_messages(
@@ -140,14 +159,23 @@ def build_messages(
     now: datetime,
     include_examples: bool = True,
 ) -> list[Message]:
-    """System text, example turns (when no adapter carries the persona), history, new text."""
-    msgs: list[Message] = [{"role": "system", "content": system_text(persona, memories, now)}]
+    """Stable first, volatile last: the persona's system text, example turns (when no adapter
+    carries the persona), the history (each user turn with the context block it had), then
+    the new text under this turn's context block (clock, recalled memories).
+
+    The prefix up to the new turn is byte-identical from one turn to the next, so the engine
+    reuses its KV cache instead of re-reading the conversation. Training renders rows the
+    same way (`training.encode`), every user turn with its block.
+    """
+    msgs: list[Message] = [{"role": "system", "content": persona.system_prompt.strip()}]
     if include_examples:
         for ex in persona.examples:
             msgs += [{"role": "user", "content": ex.user}, {"role": "assistant", "content": ex.assistant}]
-    msgs += [{"role": m["role"], "content": m["content"]} for m in history]
+    for m in history:
+        content = user_content(m) if m["role"] == "user" else m["content"]
+        msgs.append({"role": m["role"], "content": content})
     if text is not None:
-        msgs.append({"role": "user", "content": text})
+        msgs.append({"role": "user", "content": user_content({"content": text, "context": context_block(now, memories)})})
     return msgs
 
 
@@ -155,6 +183,7 @@ def build_messages(
 class Prompt:
     text: str
     messages: list[Message]
+    context: str  # this turn's context block (the history keeps it, so the next prefix matches)
     dropped_turns: int  # history messages trimmed to fit the window
     truncated_input: bool  # the new text itself was cut to fit
 
@@ -184,7 +213,7 @@ def build(
         msgs = build_messages(persona, memories, hist, text, now, examples)
         rendered = template.render(msgs, add_generation_prompt=True)
         if count_tokens(rendered) <= budget:
-            return Prompt(rendered, msgs, dropped, truncated)
+            return Prompt(rendered, msgs, context_block(now, memories), dropped, truncated)
         if hist:
             # drop the oldest exchange (a user turn and its reply) together
             cut = 2 if len(hist) > 1 and hist[0]["role"] == "user" and hist[1]["role"] == "assistant" else 1

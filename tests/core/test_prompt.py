@@ -6,7 +6,8 @@ import pytest
 
 from ohlora.models import resolve_base
 from ohlora.personas import load_persona
-from ohlora.prompt import GemmaTemplate, build, build_messages, now_line, template_for, training_segments
+from ohlora.prompt import (MEMORY_HEADER, GemmaTemplate, build, build_messages, context_block, now_line,
+                           template_for, training_segments)
 
 NOW = datetime(2026, 11, 23, 9, 5)  # a Monday
 
@@ -16,8 +17,12 @@ def persona():
     return load_persona("ohlora")
 
 
-def test_now_line_names_weekday():
-    assert now_line(NOW) == "현재 시각: 2026-11-23 (월) 09:05"
+def test_now_line_names_weekday_12h_time_and_the_next_two_days():
+    assert now_line(NOW) == ("현재 시각: 2026년 11월 23일 월요일 오전 9시 05분 (09:05) · "
+                             "내일 11월 24일 화요일 · 모레 11월 25일 수요일")
+    late = datetime(2026, 12, 31, 23, 59)  # a Thursday; the days ahead cross the year
+    assert now_line(late).endswith("오후 11시 59분 (23:59) · 내일 1월 1일 금요일 · 모레 1월 2일 토요일")
+    assert "오후 12시 00분" in now_line(datetime(2026, 1, 1, 12, 0)) and "오전 12시 30분" in now_line(datetime(2026, 1, 1, 0, 30))
 
 
 def test_gemma_golden(persona):
@@ -44,13 +49,25 @@ def test_chatml_golden_from_gguf_template(smollm2_gguf):
     assert template.end_of_turn == "<|im_end|>"
 
 
-def test_system_text_has_persona_date_and_memories(persona):
+def test_stable_system_text_first_clock_and_memories_next_to_the_new_turn(persona):
     msgs = build_messages(persona, ["다음 주 금요일 부산 여행"], [], "안녕", NOW, include_examples=False)
-    system = msgs[0]["content"]
-    assert system.startswith(persona.system_prompt.strip())
-    assert "현재 시각: 2026-11-23 (월) 09:05" in system
-    assert "- 다음 주 금요일 부산 여행" in system
-    assert msgs[-1] == {"role": "user", "content": "안녕"}
+    assert msgs[0] == {"role": "system", "content": persona.system_prompt.strip()}  # nothing volatile up top
+    assert msgs[-1] == {"role": "user", "content": f"[{now_line(NOW)}]\n[{MEMORY_HEADER} \"다음 주 금요일 부산 여행\"]\n안녕"}
+    assert build_messages(persona, [], [], "안녕", NOW, False)[-1]["content"] == f"[{now_line(NOW)}]\n안녕"
+
+
+def test_the_prefix_is_unchanged_from_one_turn_to_the_next(persona):
+    """Turn 2's prompt starts with turn 1's prompt plus the reply: the KV cache is reused."""
+    t = GemmaTemplate()
+    first = build(persona, ["나 땅콩 알레르기 있어"], [], "과자 추천해줘", t, _count_chars, 4000, 200, now=NOW,
+                  include_examples=False)
+    history = [{"role": "user", "content": "과자 추천해줘", "context": first.context},
+               {"role": "assistant", "content": "견과류 없는 걸로 골라 봐!"}]
+    later = datetime(2026, 11, 23, 9, 7)
+    second = build(persona, ["다른 기억"], history, "고마워", t, _count_chars, 4000, 200, now=later,
+                   include_examples=False)
+    assert second.text.startswith(first.text + "견과류 없는 걸로 골라 봐!<end_of_turn>\n")
+    assert second.context == context_block(later, ["다른 기억"]) and "다른 기억" not in first.text
 
 
 def test_examples_only_without_adapter(persona):
@@ -72,7 +89,7 @@ def test_trimming_drops_oldest_history_first(persona):
     assert len(prompt.text) <= 2300
     assert prompt.dropped_turns > 0 and prompt.dropped_turns % 2 == 0
     assert "질문29" in prompt.text and "질문0 " not in prompt.text
-    assert prompt.text.endswith("<start_of_turn>user\n마지막<end_of_turn>\n<start_of_turn>model\n")
+    assert prompt.text.endswith("]\n마지막<end_of_turn>\n<start_of_turn>model\n")
     assert not prompt.truncated_input
 
 
