@@ -5,7 +5,9 @@ The format (`train.jsonl`, `eval.jsonl`): one conversation a line,
     {"messages": [{"role": "system"?, "content": "..."},
                   {"role": "user", "content": "..."},
                   {"role": "assistant", "content": "..."}, ...],
-     "memory": ["fact the answer may use", ...]?}
+     "memory": ["fact the answer may use", ...]?,
+     "now": "2026-03-14T21:40"?,          # the clock the app showed (else a varied one is made up)
+     "tags": ["multi", "memory", ...]?}   # free-form categories, kept for reports
 
 An optional leading `system` turn; then user and assistant turns alternating, starting
 with `user` and ending with `assistant` (every assistant turn is a training target).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -41,6 +44,8 @@ class Conversation:
     messages: list[dict]
     memory: list[str] = field(default_factory=list)
     source: str = ""  # "file:line"
+    now: datetime | None = None  # the row's clock; None: training picks a varied one
+    tags: list[str] = field(default_factory=list)
 
     @property
     def system(self) -> str | None:
@@ -114,16 +119,27 @@ def validate_messages(messages: Any, memory: Any = None) -> tuple[list[dict], li
     return clean, mem
 
 
+def parse_now(value: Any) -> datetime | None:
+    """A row's "now" ("2026-03-14T21:40"); RowError if it is not an ISO date-time."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise RowError(f"'now' must be an ISO date-time like 2026-03-14T21:40 (got {value!r})") from None
+
+
 class _Collector:
     def __init__(self, path: Path, strict: bool) -> None:
         self.path, self.strict = path, strict
         self.rows: list[Conversation] = []
         self.problems: list[Problem] = []
 
-    def add(self, where: str, make) -> None:
+    def add(self, where: str, make, now: Any = None, tags: Any = None) -> None:
         try:
             messages, memory = make()
-            self.rows.append(Conversation(messages, memory, f"{self.path}:{where}"))
+            self.rows.append(Conversation(messages, memory, f"{self.path}:{where}", parse_now(now),
+                                          [str(t) for t in tags] if isinstance(tags, list) else []))
         except RowError as exc:
             self.problem(where, str(exc))
 
@@ -171,7 +187,8 @@ def load_chat_jsonl(path: Path, strict: bool = False) -> Dataset:
         if "messages" not in obj:
             col.problem(str(n), "missing field 'messages'")
             continue
-        col.add(str(n), lambda obj=obj: validate_messages(obj["messages"], obj.get("memory")))
+        col.add(str(n), lambda obj=obj: validate_messages(obj["messages"], obj.get("memory")),
+                obj.get("now"), obj.get("tags"))
     return col.done("chat")
 
 
@@ -392,4 +409,8 @@ def write_chat_jsonl(rows: Iterable[Conversation], path: Path) -> None:
             obj: dict = {"messages": r.messages}
             if r.memory:
                 obj["memory"] = r.memory
+            if r.now is not None:
+                obj["now"] = r.now.isoformat(timespec="minutes")
+            if r.tags:
+                obj["tags"] = r.tags
             fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
