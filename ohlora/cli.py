@@ -27,7 +27,7 @@ settings live in $XDG_CONFIG_HOME/ohlora/config.toml; OHLORA_HOME moves all file
 """
 
 # Subcommands owned by the other packages: module path -> it provides register(subparsers).
-_PLUGINS = ("training.cli", "training.export_cli", "ohlora.eval_cli", "ohlora.memory_cli", "ohlora.tui.cli")
+_PLUGINS = ("training.cli", "training.export_cli", "ohlora.eval_cli", "ohlora.memory_cli", "ohlora.tui.cli", "ohlora.serve.cli")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
