@@ -158,7 +158,8 @@ def create_app(service: Service, *, api_key: str | None = None, max_body: int = 
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "backend": service.settings.backend,
-                             "bases": [b.name for b in service.bases], "queue": service.queue.stats()})
+                             "bases": [b.name for b in service.bases], "queue": service.queue.stats(),
+                             "persona_cache": {"on": not service.kv.disabled, "restored": service.kv.restored}})
 
     async def models(request: Request) -> Response:
         data = await asyncio.to_thread(service.models)

@@ -40,6 +40,8 @@ def register(sub) -> None:
                    help="requests that may wait while one is generated; more get 429 (default 32)")
     p.add_argument("--max-body", type=int, default=MAX_BODY_BYTES,
                    help=f"largest request body in bytes (default {MAX_BODY_BYTES})")
+    p.add_argument("--no-persona-cache", action="store_true",
+                   help="do not keep a KV snapshot per persona (every persona switch re-reads its prompt)")
     p.add_argument("--log-level", choices=("warning", "info", "debug"), default="warning",
                    help="info also logs every request")
     p.set_defaults(func=cmd_serve)
@@ -108,7 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = replace(settings, n_threads=args.threads)
     bases = None if args.bases is None else [b.strip() for b in args.bases.split(",") if b.strip()]
     sock = _bind(args.host, args.port)
-    service = Service(settings, base=args.base, bases=bases, queue_size=args.queue_size)
+    service = Service(settings, base=args.base, bases=bases, queue_size=args.queue_size,
+                      persona_cache=not args.no_persona_cache)
     try:
         print("ohlora serve: loading the model and the personas' adapters…", file=sys.stderr, flush=True)
         service.warm()

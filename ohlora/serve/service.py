@@ -32,6 +32,7 @@ from ohlora.conversation import Conversation, history_from
 from ohlora.errors import UserError
 from ohlora.personas import Persona, list_personas
 from ohlora.prompt import build_messages, template_for
+from ohlora.serve.kvcache import AdapterKVCache
 from ohlora.serve.queue import EngineQueue, Job
 from ohlora.serve.schemas import USER_RE, APIError, ChatRequest, bad
 from ohlora.serve.threads import ServeIndex, thread_key
@@ -122,7 +123,7 @@ class UserMemories:
 
 class Service:
     def __init__(self, settings: Settings, *, base: str | None = None, bases: list[str] | None = None,
-                 queue_size: int = 32, store: ChatStore | None = None) -> None:
+                 queue_size: int = 32, store: ChatStore | None = None, persona_cache: bool = True) -> None:
         from ohlora.backends import EnginePool
 
         self.settings = settings
@@ -136,6 +137,8 @@ class Service:
         self.index = ServeIndex(get_paths().data_dir / "serve.db")
         self.memories = UserMemories(settings)
         self.queue = EngineQueue(queue_size)
+        self.kv = AdapterKVCache()
+        self.kv.disabled = not persona_cache
         self.created = int(time.time())
         self._sessions: dict[tuple[str, str | None], ChatSession] = {}
         self._templates: dict[str, Any] = {}
@@ -223,8 +226,23 @@ class Service:
             quiet = quiet_stderr()
         with quiet:
             for pid, persona in self.personas.items():
-                self.session(Target(pid, persona, self.base_override)).engine()
+                session = self.session(Target(pid, persona, self.base_override))
+                self._read_persona_prompt(session, session.engine())
         self.memories.get(None)
+
+    def _read_persona_prompt(self, session: ChatSession, engine) -> None:
+        """Read the persona's fixed prompt once and keep its KV snapshot, so its first request
+        (and any after a switch) reads only its own turn."""
+        if self.kv.disabled or engine.name != "llamacpp":
+            return
+        from ohlora.personas import Generation
+
+        with_examples = session.adapter_skipped or session.persona.adapter_gguf_path is None
+        msgs = build_messages(session.persona, [], [], "안녕", datetime.now(), include_examples=with_examples)
+        text = self._template(session).render(msgs, add_generation_prompt=True)
+        for _ in engine.stream(text, Generation(max_tokens=1, temperature=0.0)):
+            pass
+        self.kv.save(engine)
 
     # -- conversations (reads: any thread) ------------------------------------------
     def _owned(self, cid: int, user: str | None) -> Any:
@@ -292,7 +310,8 @@ class Service:
         session.memory = memory
         if memory is not None:
             memory.drain(timeout=MEMORY_WAIT_S)  # what this user said last time is recallable now
-        engine = session.engine()
+        engine = session.engine()  # switches the adapter (and clears the KV cache) if the persona changed
+        self.kv.restore(engine)  # ...then puts back what this adapter had read last time
         self._check_fits(session, engine, req.text, gen.max_tokens)
         convo, history = self._conversation(session, req)
         session.history = history
@@ -310,6 +329,7 @@ class Service:
         except UserError as exc:
             raise APIError(500, str(exc), type="server_error", code="engine_error") from None
         finally:
+            self.kv.save(engine)
             self._remember_thread(convo, req)
         result = turn.result or session.last
         reason = "cancelled" if stopped else result.stop_reason
