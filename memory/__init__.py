@@ -6,7 +6,7 @@
     store.recall("우리 동네 날씨 어때?", k=3)  # -> [Recalled(memory, score, cosine)]
     memory = BackgroundMemory(store)       # the embedder loads in a thread; observations queue meanwhile
 
-Importing this package is cheap: numpy, torch and onnxruntime load on first use. The
+Importing this package is cheap: numpy, Kiwi and the embedder load on first use. The
 package imports nothing from the app: the caller passes the embedder (see `ohlora.registry`).
 """
 

@@ -127,10 +127,11 @@ def _ko_after_word(m: re.Match, today: date) -> str:
     return (today + timedelta(days=_KO_NUM[m.group(1).replace(" ", "") if "달" in m.group(1) else m.group(1)])).isoformat()
 
 
-@_ko(r"글피|그글피|모레|내일|오늘|어제|그저께|그제")
+@_ko(r"내일\s*모레|그글피|글피|모레|내일|오늘|어제|그저께|그제")
 def _ko_day_word(m: re.Match, today: date) -> str:
     shift = {"그글피": 4, "글피": 3, "모레": 2, "내일": 1, "오늘": 0, "어제": -1, "그저께": -2, "그제": -2}
-    return (today + timedelta(days=shift[m.group(0)])).isoformat()
+    word = m.group(0)
+    return (today + timedelta(days=2 if word.startswith("내일") and word.endswith("모레") else shift[word])).isoformat()
 
 
 @_ko(r"(다다음\s*주|다음\s*주|담주|이번\s*주|지난\s*주|저번\s*주)")
@@ -230,3 +231,28 @@ def annotate(text: str, ref: DateRef | None) -> str:
     if ref is None:
         return text
     return f"{text[: ref.end]}({ref.value}){text[ref.end :]}"
+
+
+def span(value: str | None) -> tuple[int, int] | None:
+    """The days (ordinals, first and last) an ISO day / week / month / year value covers."""
+    if not value:
+        return None
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            d = date.fromisoformat(value).toordinal()
+            return d, d
+        m = re.fullmatch(r"(\d{4})-W(\d{2})", value)
+        if m:
+            first = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1).toordinal()
+            return first, first + 6
+        m = re.fullmatch(r"(\d{4})-(\d{2})", value)
+        if m:
+            y, mo = int(m.group(1)), int(m.group(2))
+            nxt = date(y + (mo == 12), mo % 12 + 1, 1)
+            return date(y, mo, 1).toordinal(), nxt.toordinal() - 1
+        if re.fullmatch(r"\d{4}", value):
+            y = int(value)
+            return date(y, 1, 1).toordinal(), date(y, 12, 31).toordinal()
+    except ValueError:
+        return None
+    return None

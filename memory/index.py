@@ -16,6 +16,10 @@ class VectorIndex:
         self.ids = np.zeros(capacity, dtype=np.int64)
         self.active = np.zeros(capacity, dtype=bool)
         self.persona = np.zeros(capacity, dtype=np.int32)  # 0: no persona
+        # day ordinals: when the memory was said, and the span of the date it mentions (0: none)
+        self.said = np.zeros(capacity, dtype=np.int32)
+        self.ev_lo = np.zeros(capacity, dtype=np.int32)
+        self.ev_hi = np.zeros(capacity, dtype=np.int32)
         self.n = 0
         self.row_of: dict[int, int] = {}
         self._persona_codes: dict[str, int] = {}
@@ -37,19 +41,24 @@ class VectorIndex:
         if need <= cap:
             return
         new = max(need, cap * 2)
-        for name in ("vecs", "ids", "active", "persona"):
+        for name in ("vecs", "ids", "active", "persona", "said", "ev_lo", "ev_hi"):
             old = getattr(self, name)
             arr = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
             arr[: self.n] = old[: self.n]
             setattr(self, name, arr)
 
-    def add_many(self, ids: list[int], vecs: np.ndarray, personas: list[str | None], active: list[bool]) -> None:
+    def add_many(self, ids: list[int], vecs: np.ndarray, personas: list[str | None], active: list[bool],
+                 days: list[tuple[int, int, int]] | None = None) -> None:
+        """`days`: per memory (said, event first day, event last day) as day ordinals (0: unknown)."""
         self._grow(self.n + len(ids))
         sl = slice(self.n, self.n + len(ids))
         self.vecs[sl] = vecs
         self.ids[sl] = ids
         self.active[sl] = active
         self.persona[sl] = [self.persona_code(p) for p in personas]
+        if days:
+            arr = np.asarray(days, dtype=np.int32).reshape(len(ids), 3)
+            self.said[sl], self.ev_lo[sl], self.ev_hi[sl] = arr[:, 0], arr[:, 1], arr[:, 2]
         for i, mid in enumerate(ids):
             self.row_of[mid] = self.n + i
         self.n += len(ids)
@@ -61,6 +70,17 @@ class VectorIndex:
             import torch
 
             self._bf16[row] = torch.from_numpy(np.asarray(vec, dtype=np.float32)).to(torch.bfloat16)
+
+    def set_event(self, mid: int, lo: int, hi: int) -> None:
+        row = self.row_of[mid]
+        self.ev_lo[row], self.ev_hi[row] = lo, hi
+
+    def in_period(self, lo: int, hi: int) -> np.ndarray:
+        """Rows said during days lo..hi, or whose mentioned date overlaps them."""
+        n = self.n
+        said = (self.said[:n] >= lo) & (self.said[:n] <= hi)
+        event = (self.ev_lo[:n] > 0) & (self.ev_lo[:n] <= hi) & (self.ev_hi[:n] >= lo)
+        return said | event
 
     def set_active(self, mid: int, value: bool) -> None:
         row = self.row_of.get(mid)

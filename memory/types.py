@@ -28,8 +28,10 @@ class Memory:
 
 @dataclass
 class Recalled:
-    """A memory returned by recall, with its fused relevance score (higher is better)."""
+    """A memory returned by recall, with its fused relevance score (higher is better) and why."""
 
     memory: Memory
     score: float
     cosine: float = 0.0  # dense similarity, for thresholds and display
+    lexical: float = 0.0  # BM25 score of the query's morphemes / words (0: no term matched)
+    why: str = ""  # which retrievers found it: "dense", "dense+bm25", "bm25", plus "+date" for a date match

@@ -28,14 +28,21 @@ def _embedder_spec(args) -> str:
     return spec if spec is not None else load_settings().embedder
 
 
-def _store(args, retriever: str = "dense"):
+def _retriever(args) -> str:
+    from memory.store import DEFAULT_RETRIEVER
+
+    return getattr(args, "retriever", None) or DEFAULT_RETRIEVER
+
+
+def _store(args, retriever: str | None = None):
     """The user's memory store; its embedder loads (with progress on stderr) on first need."""
     from memory.store import MemoryStore
     from ohlora.config import get_paths
     from ohlora.registry import make_embedder
 
     spec = _embedder_spec(args)
-    return MemoryStore(get_paths().memory_db_file, lambda: make_embedder(spec, say=_say), retriever=retriever)
+    return MemoryStore(get_paths().memory_db_file, lambda: make_embedder(spec, say=_say),
+                       retriever=retriever or _retriever(args))
 
 
 def _line(m) -> str:
@@ -66,19 +73,26 @@ def cmd_list(args) -> int:
 
 
 def cmd_search(args) -> int:
+    """The memories recalled for a message, and why: fused score, cosine, BM25, which retrievers."""
     query = " ".join(args.query)
     if not query.strip():
         raise UserError("search query is empty")
     with _store(args, args.retriever) as store:
         found = store.recall(query, k=args.k, min_cosine=-2 if args.all else None)
+        threshold = store.min_cosine if store.min_cosine is not None else getattr(store.embedder, "min_cosine", None)
+        retriever, model = store.retriever, store.embedder.name
     if args.json:
-        print(json.dumps([{"score": round(r.score, 4), "cosine": round(r.cosine, 4), **r.memory.to_dict()}
-                          for r in found], ensure_ascii=False, indent=1))
-    elif not found:
+        print(json.dumps([{"score": round(r.score, 4), "cosine": round(r.cosine, 4), "bm25": round(r.lexical, 3),
+                           "why": r.why, **r.memory.to_dict()} for r in found], ensure_ascii=False, indent=1))
+        return 0
+    cut = "no threshold" if args.all else f"cosine >= {threshold:.2f}" if threshold is not None else ""
+    print(f"retriever {retriever}, embedder {model}, {cut}")
+    if not found:
         print("nothing relevant remembered")
-    else:
-        for r in found:
-            print(f"{r.cosine:.3f}  {_line(r.memory)}")
+        return 0
+    print(f"{'score':>6} {'cosine':>6} {'bm25':>5}  {'why':<16} memory")
+    for r in found:
+        print(f"{r.score:6.2f} {r.cosine:6.3f} {r.lexical:5.2f}  {r.why:<16} {_line(r.memory)}")
     return 0
 
 
@@ -114,12 +128,20 @@ def parse_ks(text: str) -> list[int]:
 
 
 def cmd_bench(args) -> int:
-    from memory.bench import run_bench
+    from memory.bench import bench_kind, run_bench, run_dialogues, run_extraction
     from ohlora.registry import make_embedder
 
     ks = parse_ks(args.k)
     spec = _embedder_spec(args)
-    result = run_bench(Path(args.file), ks, retriever=args.retriever, embedder=lambda: make_embedder(spec, say=_say))
+    kind = bench_kind(Path(args.file))
+    load = lambda: make_embedder(spec, say=_say)  # noqa: E731
+    if kind == "extraction":
+        return _print_extraction(args, run_extraction(Path(args.file), details=args.details))
+    if kind == "dialogues":
+        k = args.recall_k if args.recall_k else _memory_k()
+        return _print_dialogues(args, run_dialogues(Path(args.file), embedder=load, retriever=_retriever(args),
+                                                    k=k, details=args.details))
+    result = run_bench(Path(args.file), ks, retriever=_retriever(args), embedder=load)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -129,6 +151,44 @@ def cmd_bench(args) -> int:
         print(f"  recall@{k:<3} {result[f'recall@{k}']:.3f}   ({langs})")
     print(f"  MRR       {result['mrr']:.3f}")
     print(f"  latency   p50 {result['latency_ms_p50']:.1f} ms  p95 {result['latency_ms_p95']:.1f} ms (per recall, query embedding included)")
+    return 0
+
+
+def _memory_k() -> int:
+    from ohlora.config import load_settings
+
+    return load_settings().memory_k
+
+
+def _print_dialogues(args, result: dict) -> int:
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"{args.file}: {result['n_rows']} dialogues, recall k={result['k']}, retriever {result['retriever']}")
+    for cat, v in result["by_category"].items():
+        print(f"  {cat:<14} {v['accuracy']:.3f}  (n={v['n']})")
+    print(f"  overall        {result['overall']:.3f}")
+    print(f"  update: superseded fact recalled in {result['update_superseded_recalled']} dialogue(s)")
+    print(f"  latency   p50 {result['latency_ms_p50']:.1f} ms  p95 {result['latency_ms_p95']:.1f} ms (the ask's recall)")
+    for row in result.get("rows", []):
+        if not row["ok"]:
+            got = " / ".join(f"{r['text']} ({r['cosine']:.2f})" for r in row["recalled"]) or "-"
+            print(f"  FAIL {row['id']} [{row['category']}] {row['ask']}  ->  {got}")
+    return 0
+
+
+def _print_extraction(args, result: dict) -> int:
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"{args.file}: {result['n']} messages")
+    print(f"  precision {result['precision']:.3f}  recall {result['recall']:.3f}  accuracy {result['accuracy']:.3f}"
+          f"  (tp {result['tp']} fp {result['fp']} fn {result['fn']} tn {result['tn']})")
+    if result["fact_recall"] is not None:
+        print(f"  labelled facts found in what was kept: {result['fact_recall']:.3f}")
+    for row in result.get("wrong", []):
+        what = "missed" if row["store"] else "stored"
+        print(f"  {what} [{row['kind']}] {row['text']}  ->  {row['kept']}")
     return 0
 
 
@@ -147,11 +207,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("search", help="recall the memories most relevant to a query")
+    s = sub.add_parser("search", help="recall the memories most relevant to a message, and why (score, cosine, BM25, retriever)")
     s.add_argument("query", nargs="+")
     s.add_argument("-k", "--k", type=int, default=5)
     s.add_argument("--all", action="store_true", help="no score threshold")
-    s.add_argument("--retriever", choices=RETRIEVERS, default="dense")
+    s.add_argument("--retriever", choices=RETRIEVERS, default=None, help="default: the built-in one")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_search)
 
@@ -167,11 +227,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     i.add_argument("file")
     i.set_defaults(func=cmd_import)
 
-    b = sub.add_parser("bench", help="recall@k / MRR / latency of a memory set in a fresh temporary store")
-    b.add_argument("file")
+    b = sub.add_parser("bench", help="recall@k / MRR / latency of a memory set in a fresh temporary store; "
+                                     "per-category scores of dialogues (.jsonl); extraction precision/recall (.jsonl)")
+    b.add_argument("file", help="a JSON memory set, or JSONL dialogues (sessions + ask) or labelled messages (text + store)")
     b.add_argument("--k", default="1,3,5", help="comma-separated k values (default 1,3,5)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.add_argument("--retriever", choices=RETRIEVERS, default="dense")
+    b.add_argument("--retriever", choices=RETRIEVERS, default=None, help="default: the built-in one")
+    b.add_argument("--recall-k", type=int, default=None, help="dialogues: memories recalled per ask (default: memory_k)")
+    b.add_argument("--details", action="store_true", help="dialogues/extraction: list what failed")
     from ohlora.registry import embedder_help
 
     b.add_argument("--embedder", default=None, help=f"which embedder: {embedder_help()} (default: the setting)")

