@@ -185,9 +185,15 @@ class MemoryStore:
         if self._bm25 is None:
             index = self._load_index()
             bm = BM25Index()
-            texts = dict(self._con.execute("SELECT id, text FROM memories").fetchall())
+            rows = {r[0]: (r[1], r[2]) for r in self._con.execute("SELECT id, text, terms FROM memories")}
+            missing = {mid: tokenize(text) for mid, (text, terms) in rows.items() if terms is None}
+            if missing:  # memories stored before terms were kept
+                with self._db.transaction() as con:
+                    con.executemany("UPDATE memories SET terms = ? WHERE id = ?",
+                                    [(" ".join(t), mid) for mid, t in missing.items()])
             for mid, row in index.row_of.items():
-                bm.add(row, tokenize(texts[mid]))
+                if mid in rows:
+                    bm.add(row, missing[mid] if mid in missing else rows[mid][1].split())
             self._bm25 = bm
         return self._bm25
 
@@ -199,16 +205,17 @@ class MemoryStore:
         index = self._load_index()
         if vecs is None:
             vecs = self.embedder.encode(texts, kind="memory")
+        terms = [tokenize(t) for t in texts]
         ts = _iso(now)
         ids: list[int] = []
         with self._db.transaction() as con:
             for i, text in enumerate(texts):
                 cur = con.execute(
                     "INSERT INTO memories(text, created_at, persona, conversation_id, event_date, slot, slot_value, "
-                    "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (text, created[i] if created and created[i] else ts, persona, conversation_id,
                      event_dates[i] if event_dates else None, slots[i] if slots else None,
-                     values[i] if values else None, source),
+                     values[i] if values else None, source, " ".join(terms[i])),
                 )
                 ids.append(int(cur.lastrowid))
             self._save_vectors(con, ids, vecs)
@@ -220,8 +227,8 @@ class MemoryStore:
         for r in supersede:
             index.set_active(r, False)
         if self._bm25 is not None:
-            for mid, text in zip(ids, texts):
-                self._bm25.add(index.row_of[mid], tokenize(text))
+            for mid, t in zip(ids, terms):
+                self._bm25.add(index.row_of[mid], t)
         return ids
 
     # ------------------------------------------------------------ public API
@@ -292,18 +299,19 @@ class MemoryStore:
                 same_value = [{"id": cand.id}]
         if same_value:
             mid = same_value[0]["id"]
+            terms = tokenize(fact.text)
             with self._db.transaction() as con:
                 con.execute(
                     "UPDATE memories SET text = ?, updated_at = ?, event_date = COALESCE(?, event_date), "
-                    "slot = COALESCE(slot, ?), slot_value = ? WHERE id = ?",
-                    (fact.text, ts, fact.event_date, fact.slot, fact.value, mid),
+                    "slot = COALESCE(slot, ?), slot_value = ?, terms = ? WHERE id = ?",
+                    (fact.text, ts, fact.event_date, fact.slot, fact.value, " ".join(terms), mid),
                 )
                 self._save_vectors(con, [mid], vec[None, :])
             index.set_vector(mid, vec)
             if fact.event_date:
                 index.set_event(mid, *(dates.span(fact.event_date) or (0, 0)))
             if self._bm25 is not None:
-                self._bm25.add(index.row_of[mid], tokenize(fact.text))
+                self._bm25.add(index.row_of[mid], terms)
             return self.get(mid)
         if not old and cand is not None and self._updates(fact.text, cand, best_cos):
             old = [{"id": cand.id}]

@@ -170,3 +170,23 @@ def test_a_stated_update_supersedes_the_close_old_fact(store):
     # a new fact on another topic, even with "이제", supersedes nothing
     other = store.observe("이제 매일 아침 수영 다녀", persona=None, conversation_id=3, now=MONDAY)[0]
     assert other.replaced == [] and len(store.list()) == 2
+
+
+def test_lexical_terms_are_kept_and_filled_in_for_older_rows(tmp_path, embedder):
+    import sqlite3
+
+    db = tmp_path / "m.db"
+    with MemoryStore(db, embedder) as s:
+        s.add("나 땅콩 알레르기 있어")
+        s.add("I work night shifts as a nurse")
+    con = sqlite3.connect(db)
+    assert [r[0] for r in con.execute("SELECT terms FROM memories ORDER BY id")] == ["땅콩 알레르기", "work night shift nurse"]
+    con.execute("UPDATE memories SET terms = NULL")  # as a store written before the column existed
+    con.commit()
+    con.close()
+    with MemoryStore(db, embedder) as s:
+        (top,) = s.recall("땅콩 과자 먹어도 돼?", k=1)
+        assert "땅콩" in top.memory.text and top.lexical > 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM memories WHERE terms IS NULL").fetchone()[0] == 0
+    con.close()
