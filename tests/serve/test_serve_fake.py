@@ -364,3 +364,24 @@ def test_kill_9_mid_stream_loses_nothing_saved(start_server):
     r = c.__class__(base_url=server.url, api_key="none", max_retries=0).chat.completions.create(
         model="ohlora", messages=[{"role": "user", "content": "다시 왔어"}], user="ivy")
     assert r.choices[0].message.content == "heard: 다시 왔어"
+
+
+def test_the_load_bench_runs_and_checks_the_store():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.serve.server_helpers import REPO
+
+    proc = subprocess.run([sys.executable, "bench/serve_load.py", "--backend", "fake", "--clients", "1,3",
+                           "--requests", "3", "--max-tokens", "8"], capture_output=True, text=True, cwd=REPO,
+                          timeout=300, env={**os.environ, "OHLORA_FAKE_DELAY": "0.005"})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    one, three = out["runs"]
+    assert (one["ok"], three["ok"]) == (3, 9) and not one["errors"] and not three["errors"]
+    for run in (one, three):
+        assert run["store_check"] == {"checked": run["ok"], "lost": 0, "mixed": 0, "visible_to_another_user": 0}
+        assert run["ttft_s"]["p50"] is not None and run["tokens_per_s"] > 0
+    assert "3" in out["tokens_per_s_vs_one_client"]
