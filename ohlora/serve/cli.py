@@ -126,6 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"ohlora serve: listening on http://{shown}:{port}/v1 (models: {names})"
           f"{'; API key required' if key else ''}", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level != "warning",
-                            timeout_graceful_shutdown=5, lifespan="on")
+                            timeout_graceful_shutdown=5, lifespan="on",
+                            limit_concurrency=max(64, 2 * args.queue_size + 16))  # more open connections: 503
     uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -219,6 +219,9 @@ class Service:
         """Load the primary engine and every persona's adapter on it; start the owner's memory."""
         import contextlib
 
+        if self.settings.memory:  # memory's Korean analyzer takes seconds to load (holding the GIL):
+            _load_analyzer()      # here, before "listening", not on the first request's time
+
         quiet = contextlib.nullcontext()
         if self.settings.backend == "llamacpp":  # llama.cpp's C logs while it loads adapters
             from ohlora.backends.llamacpp import quiet_stderr
@@ -308,7 +311,7 @@ class Service:
         memory = self.memories.get(req.user) if req.memory else None
         session.settings = replace(self.settings, memory=memory is not None)
         session.memory = memory
-        if memory is not None:
+        if memory is not None and _pending(memory):
             memory.drain(timeout=MEMORY_WAIT_S)  # what this user said last time is recallable now
         engine = session.engine()  # switches the adapter (and clears the KV cache) if the persona changed
         self.kv.restore(engine)  # ...then puts back what this adapter had read last time
@@ -407,6 +410,22 @@ class Service:
         self.memories.close()
         self.index.close()
         self.store.close()
+
+
+def _load_analyzer() -> None:
+    try:
+        from memory.lexical import tokenize
+
+        tokenize("안녕하세요")
+    except Exception:  # noqa: BLE001 - memory reports its own failures when it is used
+        pass
+
+
+def _pending(memory) -> int:
+    try:
+        return memory.store.pending_count()
+    except Exception:  # noqa: BLE001 - a memory that cannot say: do not wait for it
+        return 0
 
 
 def _conversation_json(c) -> dict:

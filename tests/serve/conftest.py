@@ -9,13 +9,14 @@ from tests.serve.server_helpers import Server
 
 @pytest.fixture
 def start_server(tmp_path):
-    """start_server(*args, env=..., home=...) -> a running Server; all are stopped at the end."""
+    """start_server(*args, env=..., home=..., memory=False) -> a running Server; all are stopped at the end.
+    Memory is off unless asked for: loading its Korean analyzer takes seconds."""
     started: list[Server] = []
 
-    def start(*args: str, env: dict | None = None, home=None, fake: bool = True) -> Server:
+    def start(*args: str, env: dict | None = None, home=None, fake: bool = True, memory: bool = False) -> Server:
         base_args = ("--backend", "fake") if fake else ()
         server = Server(home or tmp_path / "serve-home", (*base_args, *args),
-                        {"OHLORA_FAKE_DELAY": "0.01", **(env or {})})
+                        {"OHLORA_FAKE_DELAY": "0.01", "OHLORA_MEMORY": "1" if memory else "0", **(env or {})})
         started.append(server)
         return server
 

@@ -340,7 +340,7 @@ def test_request_size_limit(start_server):
 
 # -- kill -9 mid-stream -----------------------------------------------------------------------
 def test_kill_9_mid_stream_loses_nothing_saved(start_server):
-    server = start_server(env={"OHLORA_FAKE_DELAY": "0.02"})
+    server = start_server(env={"OHLORA_FAKE_DELAY": "0.02"}, memory=True)
     c = server.client()
     saved = []
     for user, text in (("ivy", "나 부산 살아"), ("jon", "첫째"), (None, "주인의 말")):
@@ -376,7 +376,7 @@ def test_the_load_bench_runs_and_checks_the_store():
 
     proc = subprocess.run([sys.executable, "bench/serve_load.py", "--backend", "fake", "--clients", "1,3",
                            "--requests", "3", "--max-tokens", "8"], capture_output=True, text=True, cwd=REPO,
-                          timeout=300, env={**os.environ, "OHLORA_FAKE_DELAY": "0.005"})
+                          timeout=300, env={**os.environ, "OHLORA_FAKE_DELAY": "0.005", "OHLORA_MEMORY": "0"})
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     one, three = out["runs"]
