@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ohlora.serve.queue import Job, QueueFull
+from ohlora.serve.queue import Job, QueueClosed, QueueFull
 from ohlora.serve.schemas import (MAX_BODY_BYTES, USER_HEADERS, APIError, ChatRequest, check_user, parse_chat,
                                   parse_json)
 from ohlora.serve.service import Service
@@ -196,6 +196,8 @@ def create_app(service: Service, *, api_key: str | None = None, max_body: int = 
         except QueueFull as exc:
             raise APIError(429, str(exc), type="rate_limit_error", code="queue_full",
                            headers={"Retry-After": str(exc.retry_after)}) from None
+        except QueueClosed as exc:
+            raise APIError(503, str(exc), type="server_error", code="shutting_down") from None
         watch = Watch(request)
         opened: dict = {}
         try:

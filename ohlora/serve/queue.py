@@ -32,6 +32,10 @@ class QueueFull(Exception):
         self.waiting = waiting
 
 
+class QueueClosed(Exception):
+    """The server is shutting down."""
+
+
 class Job:
     """One request's work. `fn(job)` runs on the worker thread; `emit` hands events to the loop."""
 
@@ -86,7 +90,7 @@ class EngineQueue:
         """Add a job at the back; its place in the line (0: runs next). QueueFull when full."""
         with self._cond:
             if self._closed:
-                raise QueueFull(5, len(self._waiting))
+                raise QueueClosed("the server is shutting down")
             if len(self._waiting) >= self.max_waiting:
                 raise QueueFull(self.retry_after(), len(self._waiting))
             job.enqueued_at = time.monotonic()
