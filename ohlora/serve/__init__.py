@@ -10,3 +10,5 @@
 Nothing here reads or writes a file named by a client: a user id is checked against a
 pattern and becomes a folder name under the data dir; a conversation id is an integer.
 """
+
+MAX_BODY_BYTES = 1 << 20  # a request body above this is refused with 413 (`--max-body`)

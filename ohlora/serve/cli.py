@@ -19,7 +19,7 @@ from ohlora.errors import UserError
 
 def register(sub) -> None:
     from ohlora.registry import DEFAULT_BACKEND, backend_names
-    from ohlora.serve.schemas import MAX_BODY_BYTES
+    from ohlora.serve import MAX_BODY_BYTES
 
     p = sub.add_parser(
         "serve",

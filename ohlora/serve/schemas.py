@@ -16,8 +16,8 @@ from typing import Any, Mapping
 
 from ohlora.chat import MAX_INPUT_CHARS, clean_input
 from ohlora.errors import UserError
+from ohlora.serve import MAX_BODY_BYTES  # noqa: F401 - re-exported for the app
 
-MAX_BODY_BYTES = 1 << 20  # a request body above this is refused with 413
 MAX_MESSAGES = 1000
 MAX_MESSAGE_CHARS = MAX_INPUT_CHARS
 MAX_STOP = 4
