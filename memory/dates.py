@@ -203,6 +203,27 @@ def _en_period(m: re.Match, today: date) -> str:
     return str(today.year + add)
 
 
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december"]
+_MON = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+
+
+def _month_no(word: str) -> int:
+    return next(i for i, m in enumerate(_MONTHS, 1) if m.startswith(word.lower()[:3]))
+
+
+@_en(r"\b" + _MON + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b")
+def _en_month_day(m: re.Match, today: date) -> str | None:
+    d = _future_day(today, _month_no(m.group(1)), int(m.group(2)))
+    return d.isoformat() if d else None
+
+
+@_en(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r"\b")
+def _en_day_month(m: re.Match, today: date) -> str | None:
+    d = _future_day(today, _month_no(m.group(2)), int(m.group(1)))
+    return d.isoformat() if d else None
+
+
 @_en(r"\b(?:on\s+)?" + _DAY + r"\b")
 def _en_bare_day(m: re.Match, today: date) -> str:
     return _next_weekday(today, _EN_DAYS.index(m.group(1).lower())).isoformat()

