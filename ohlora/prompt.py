@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
@@ -126,15 +126,11 @@ def template_for(base: "BaseModel") -> ChatTemplate:
 
 
 def now_line(now: datetime) -> str:
-    """The clock as the model sees it: date, weekday, 12-hour time, and the next two days
-    (so "내일", "모레" and "지금 몇 시야?" can be answered by copying, not by arithmetic)."""
+    """The clock as the model sees it: date, weekday and 12-hour time, in words a reply can
+    copy ("지금 몇 시야?" -> "오후 2시 20분"). Short: it is part of every user turn (~25 tokens)."""
     ampm = "오전" if now.hour < 12 else "오후"
-    hour12 = now.hour % 12 or 12
-    days = [now + timedelta(days=d) for d in (1, 2)]
-    ahead = " · ".join(f"{name} {d.month}월 {d.day}일 {_WEEKDAYS_KO[d.weekday()]}요일"
-                       for name, d in zip(("내일", "모레"), days))
-    return (f"현재 시각: {now.year}년 {now.month}월 {now.day}일 {_WEEKDAYS_KO[now.weekday()]}요일 "
-            f"{ampm} {hour12}시 {now.minute:02d}분 ({now:%H:%M}) · {ahead}")
+    return (f"지금: {now.year}년 {now.month}월 {now.day}일 {_WEEKDAYS_KO[now.weekday()]}요일 "
+            f"{ampm} {now.hour % 12 or 12}시 {now.minute}분")
 
 
 def context_block(now: datetime, memories: Sequence[str]) -> str:
