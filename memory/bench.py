@@ -1,7 +1,12 @@
-"""`ohlora memory bench FILE`: recall@k, MRR and recall latency of a memory set, in a fresh temp store.
+"""`ohlora memory bench FILE`: three benches, picked by the file's shape (see memory/README.md).
 
-FILE is JSON: {"memories": [{"id": "m1", "text": "..."}], "queries": [{"text": "...", "relevant": ["m1"]}]}.
-Latency is the wall time of `MemoryStore.recall()` per query, query embedding included.
+- a JSON memory set {"memories": [{"id", "text"}], "queries": [{"text", "relevant": [...]}]}:
+  recall@k, MRR and recall latency in a fresh temp store (`run_bench`; latency is the wall time of
+  `MemoryStore.recall()` per query, query embedding included);
+- JSONL dialogues {category, sessions: [{date, messages}], ask: {date, text}, expect_any, expect_all?,
+  forbid}: tell, then ask, through a fresh store per row; scored per category (`run_dialogues`);
+- JSONL labelled messages {text, store, facts}: precision / recall of what `observe()` keeps
+  (`run_extraction`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # loads the real models (well under a second)
 
 TEXTS = ["나 땅콩 알레르기 있어", "My sister lives in Vancouver.", "다음 주 금요일에 엄마 생신이야"]
 

@@ -190,3 +190,20 @@ def test_lexical_terms_are_kept_and_filled_in_for_older_rows(tmp_path, embedder)
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(*) FROM memories WHERE terms IS NULL").fetchone()[0] == 0
     con.close()
+
+
+def test_a_store_made_with_another_embedder_is_re_embedded_on_open(tmp_path, embedder):
+    from memory.embed import HashEmbedder
+
+    db = tmp_path / "m.db"
+    with MemoryStore(db, HashEmbedder()) as old:
+        old.add("나 땅콩 알레르기 있어")
+        old.add("I work night shifts as a nurse")
+    with MemoryStore(db, embedder) as new:
+        (top,) = new.recall("견과류 들어간 과자 먹어도 돼?", k=1)
+        assert "땅콩" in top.memory.text
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    assert {r for r in con.execute("SELECT model, dim FROM vectors")} == {(embedder.name, embedder.dim)}
+    con.close()
