@@ -398,18 +398,23 @@ class MemoryStore:
                 else np.zeros(index.n, dtype=np.float32)
             if self.retriever == "bm25":
                 mask &= lex > 0
-                score = lex.copy()
+                base = lex
             else:
                 if threshold > -1:
                     mask &= cos >= threshold
-                if not mask.any():
-                    return []
-                score = _z(cos, mask)
-                if self.retriever == "hybrid" and (lex[mask] > 0).any():
-                    score = score + LEXICAL_WEIGHT * _z(lex, mask)
+                base = cos
+            if not mask.any():
+                return []
+            # fuse in z units (sd of the searched rows), then put the score back on the scale of
+            # the base score (cosine; BM25 for "bm25"): same ranking, and one memory scores its cosine
+            score = _z(base, mask)
+            if self.retriever == "hybrid" and (lex[mask] > 0).any():
+                score = score + LEXICAL_WEIGHT * _z(lex, mask)
             dated = self._date_rows(query, now, index)
             if dated is not None:
                 score = score + DATE_BONUS * dated
+            sel = base[mask]
+            score = float(sel.mean()) + max(float(sel.std()), 1e-3) * score
             # newer memories win ties: rows are in insertion order
             score = score + 1e-6 * np.arange(index.n, dtype=np.float32) / max(index.n, 1)
             score[~mask] = -np.inf
