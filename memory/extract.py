@@ -89,7 +89,7 @@ def tidy(sentence: str) -> str:
 _KO_PEOPLE = (
     "엄마|아빠|어머니|아버지|부모님|할머니|할아버지|외할머니|외할아버지|형|오빠|누나|언니|동생|여동생|남동생|"
     "남편|아내|와이프|남자친구|여자친구|남친|여친|애인|친구|절친|아들|딸|아기|아이|애들|조카|삼촌|이모|고모|사촌|"
-    "동료|팀장님|선배|후배|룸메이트|시어머니|장모님"
+    "동료|팀장님|선배|후배|룸메이트|룸메|시어머니|장모님|동기|조카"
 )
 _KO_PET = r"(강아지|고양이|냥이|멍멍이|반려견|반려묘|반려동물|햄스터|앵무새|토끼|거북이|키우)"
 _KO_OWNED = re.compile(r"(우리|내|제|나|저|키우|키워|데려|입양|이름은|이름이|살짜리|\d+살)")
@@ -122,7 +122,7 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("pet", re.compile(_KO_PET)),
     ("plan", re.compile(r"(예정|약속|계획|가기로|하기로|갈\s*거|할\s*거|만나기로|여행|면접|시험|출장|결혼|이사|예약|생신|모임|파티|발표|마감|"
                         r"청첩장|식장|돌잔치|등록했|등록해)")),
-    ("people", re.compile(rf"({_KO_PEOPLE})")),
+    ("people", re.compile(rf"({_KO_PEOPLE})|이름(은|이)\s")),
     ("goal", re.compile(r"(목표|꿈은|기로\s*했|하고\s*싶어|되고\s*싶|준비\s*중|공부\s*중|배우(고|는|기)|시작했|도전|모으고|다이어트|끊었|끊을)")),
     ("habit", re.compile(r"(매일|주말마다|매주|매달|항상|자주|취미|마다|즐겨|하루에|꼭|무조건|(일주일|한\s*주|한\s*달|하루)에\s*\S*\s*(번|회|잔|시간)|"
                          r"(아침|저녁|밤|점심|주말)엔|요즘은|평소에?|보통|맨날|늘\s|(타고|으로|로)\s*(출근|퇴근|통학|다녀)|(출근|퇴근|자기)\s*(전|후)에|(배운|다닌|키운|사귄|산|한|된)\s*지\s*\S+\s*(년|달|개월|주|일))")),
@@ -157,6 +157,8 @@ def _ko_fact(s: str) -> Fact | None:
             continue
         if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref", "school", "work", "past"):
             return Fact(s, "people")
+        if kind == "name" and _HEARSAY_END.search(s):
+            return Fact(s, "people")  # "이름은 세라고 대학원생이래": someone else's name
         if kind == "name":
             m = re.search(r"이름은\s*([^\s,.!?]+?)(이야|야|이에요|예요|입니다|이고|이며|라고|$|[,.!\s])", s)
             if m and not re.search(rf"({_KO_PET[1:-1]}|{_KO_PEOPLE})\S*\s*(의\s*)?이름", s):
@@ -293,20 +295,22 @@ _PASTED = re.compile(r"^\s*[\[【<]|(밝혔다|전했다|예보했다|당부했�
 # A wish about the impossible ("타임머신 있으면 ... 돌아가고 싶어") is not a goal.
 _HYPOTHETICAL = re.compile(r"(있으면|였으면|이라면|라면|다면|된다면|태어나면)\s.*(싶|좋겠|할\s*거)|\bif i (were|had|could)\b", re.I)
 # Events that change the user's life are kept even when told with "오늘" ("아들 오늘 초등학교 입학했어").
-_LIFE_EVENT = re.compile(r"(입학|졸업|결혼|이혼|약혼|태어났|돌아가셨|입양|데려왔|취업|합격|이사|퇴직|은퇴|임신|출산|사귀|헤어|전역|입대|"
+_LIFE_EVENT = re.compile(r"(새\s*\S+\s*(들어왔|생겼)|입학|졸업|결혼|이혼|약혼|태어났|돌아가셨|입양|데려왔|취업|합격|이사|퇴직|은퇴|임신|출산|사귀|헤어|전역|입대|"
                          r"등록했|등록해|개업|이름은|이름이|키우)|"
                          r"\b(adopted|married|engaged|divorced|graduated|hired|promoted|moved|pregnant|born|diagnosed|"
                          r"turns out|named)\b", re.I)
 _WEAK_KINDS = ("fact", "people", "habit", "health", "pref", "pet")
 
 
-def _small_talk(fact: Fact, s: str, future: bool) -> bool:
+def _small_talk(fact: Fact, s: str, future: bool, dated: bool = False) -> bool:
     """A sentence the rules matched that is still small talk: a passing state, today's log,
     hearsay about the world."""
     if fact.kind in ("goal", "fact", "pref", "plan", "past") and _HYPOTHETICAL.search(s):
         return True
     if fact.kind == "plan" and re.search(r"(뒹굴|그냥\s*집에|아무것도\s*안|쉴\s*예정|잘\s*예정)", s):
         return True  # "주말엔 그냥 집에서 뒹굴 예정"
+    if fact.kind == "plan" and dated and not future and not _LIFE_EVENT.search(s):
+        return True  # a plan for today or the past is today's log ("오늘 회사에서 발표했는데 망함")
     lasting = fact.kind == "health" and _LASTING_HEALTH.search(s)
     if fact.kind in _WEAK_KINDS and not lasting and _TRANSIENT.search(s) and len(s) < 40:
         return True
@@ -354,7 +358,7 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
             # or (Korean drops the subject) any statement about a day still to come
             if future and (_HANGUL.search(s) or re.search(r"\b(i|we|my)\b", s, re.I)):
                 fact = Fact(s, "plan")
-        if fact is None or _small_talk(fact, s, future):
+        if fact is None or _small_talk(fact, s, future, ref is not None):
             continue
         if ref is not None and fact.kind not in ("name", "age"):
             fact.event_date = ref.value
