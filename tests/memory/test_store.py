@@ -1,4 +1,4 @@
-"""MemoryStore on real parts: the built-in Gemma embedder and a real SQLite file."""
+"""MemoryStore on real parts: the built-in embedder (e5 + USE) and a real SQLite file."""
 
 from __future__ import annotations
 
