@@ -192,7 +192,7 @@ class MemoryScreen(ModalScreen[None]):
                 yield Static(self.off_reason or "memory is off", id="memory-off", markup=False)
                 return
             recalled = "\n".join(f"• {t}" for t in self.recalled) or "(nothing recalled for the last reply)"
-            yield Label("Recalled for the last reply:", classes="hint")
+            yield Label("In the last reply's prompt (recalled for your message, and why):", classes="hint")
             yield Static(recalled, id="memory-recalled", markup=False)
             yield Label("Everything remembered (d forgets the selected one):", classes="hint")
             yield ListView(id="memory-list")
