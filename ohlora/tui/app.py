@@ -498,7 +498,7 @@ class OhloraApp(App[int]):
 
     def action_memory(self) -> None:
         off = self.memory_off if self.memory is None or getattr(self.memory, "state", "") == "failed" else ""
-        recalled = [f"{r.memory.text}  (#{r.memory.id}, score {r.score:.2f}, cosine {r.cosine:.2f}"
+        recalled = [f"{r.memory.text}  (#{r.memory.id}, score {getattr(r, 'score', r.cosine):.2f}, cosine {r.cosine:.2f}"
                     + (f", {r.why}" if getattr(r, "why", "") else "") + ")" for r in self.session.last_recalled]
         self.push_screen(MemoryScreen(None if off else self.memory, recalled, off))
 
