@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.persona is None and not args.dialogues:
         raise UserError("--persona ID is required (or --dialogues FILE alone)")
     if args.prompts is None and args.dialogues is None and not args.loss_only:
-        raise UserError("--prompts FILE or --dialogues FILE is required (or --loss-only for eval loss alone)")
+        raise UserError("--prompts FILE is required (or --dialogues FILE, or --loss-only for eval loss alone)")
     persona = load_persona(args.persona) if args.persona else None
     prompts = read_prompts(args.prompts) if args.prompts else []
     dialogues = read_dialogues(args.dialogues) if args.dialogues else []
