@@ -108,22 +108,23 @@ def run_variant(args) -> dict:
         trainer = SFTTrainer(model=str(hf_dir), args=cfg, train_dataset=ds, processing_class=tok,
                              peft_config=LoraConfig(**LORA), callbacks=[_timer_callback(times, cpu_times)])
     else:
-        from training.collate import PackedCollator
-        from training.sft import TrainConfig, _device_plan, _load_model, _sft_config, _trainer_class, _wrap_lora, patch_target_loss
         from training.callbacks import Meter
+        from training.collate import PackedCollator
+        from training.config import TrainConfig
+        from training.model import load_model, patch_target_loss, wrap_lora
+        from training.plan import device_plan
+        from training.trainer import sft_config, trainer_class
 
         tcfg = TrainConfig(rank=LORA["r"], alpha=LORA["lora_alpha"], dropout=LORA["lora_dropout"], lr=LR,
                            max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
                            bf16=args.bf16, gradient_checkpointing=args.gc, warmup=0.0, scheduler="linear")
-        dev = _device_plan(tcfg)
-        model = _load_model(Path(hf_dir), dev, tcfg)
+        dev = device_plan(tcfg)
+        model = load_model(Path(hf_dir), dev, tcfg)
         patch_target_loss(model)
-        from ohlora.models import resolve_base
-
-        model = _wrap_lora(model, tcfg, resolve_base(""), {})
-        targs = _sft_config(tcfg, Path(out_dir), args.steps, 1, 10**6, False, dev)
+        model = wrap_lora(model, tcfg)
+        targs = sft_config(tcfg, Path(out_dir), args.steps, 1, 10**6, False, dev)
         targs.save_strategy = "no"
-        trainer = _trainer_class()(model=model, args=targs, train_dataset=ds, processing_class=tok,
+        trainer = trainer_class()(model=model, args=targs, train_dataset=ds, processing_class=tok,
                                    data_collator=PackedCollator(), callbacks=[_timer_callback(times, cpu_times)])
         trainer.meter = Meter()
         trainer.loss_is_scaled_for_ga = True

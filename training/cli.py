@@ -6,11 +6,14 @@ import argparse
 
 from ohlora.errors import UserError
 
+from training.config import TrainConfig, load_recipe, recipe_names
+
 _EPILOG = """\
 data formats: chat JSONL ({"messages": [...], "memory": [...]}), CSV (--question-col/--answer-col),
 Alpaca JSON/JSONL (instruction/input/output), LLaMA-Factory dataset_info.json#NAME (alpaca or sharegpt).
 examples:
   ohlora train --persona ironman                      # retrain personas/ironman/adapter/
+  ohlora train --persona ironman --recipe shipped     # the settings the shipped adapters used
   ohlora train --persona ironman --max-steps 3        # a quick check
   ohlora train --persona ohlora --data mine.csv --output ./my-adapter
   ohlora train --persona ironman --qlora              # CUDA: 4-bit base + paged 8-bit AdamW
@@ -20,49 +23,65 @@ multi-GPU: accelerate launch --config_file training/configs/ddp.yaml -m training
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of `ohlora train`. Their defaults are TrainConfig's (shown in --help); a flag
+    left out stays unset, so a --recipe can fill it."""
+    cfg = TrainConfig()
+
+    def add(group, *flags: str, help: str | None = None, **kw) -> None:
+        action = group.add_argument(*flags, default=argparse.SUPPRESS, **kw)
+        if kw.get("action") in ("store_true", "store_false"):
+            action.help = help
+            return
+        default = getattr(cfg, action.dest)
+        shown = f"default: {default}" if default is not None else None
+        action.help = f"{help} ({shown})" if help and shown else (help or shown)
+
     d = p.add_argument_group("data")
-    d.add_argument("--persona", help="persona id: its system prompt, data and adapter folder")
-    d.add_argument("--data", help="training data file (default: the persona's train.jsonl)")
-    d.add_argument("--eval-data", help="eval data file (default: the persona's eval.jsonl)")
-    d.add_argument("--format", dest="fmt", default="auto", choices=["auto", "chat", "csv", "alpaca", "llamafactory"])
-    d.add_argument("--question-col", default="question", help="CSV column with the user's text")
-    d.add_argument("--answer-col", default="answer", help="CSV column with the answer")
-    d.add_argument("--system-col", default=None, help="CSV column with a system prompt (optional)")
-    d.add_argument("--strict", action="store_true", help="fail on the first bad row instead of skipping it")
-    d.add_argument("--max-length", type=int, default=1024, help="longest conversation in tokens (longer: skipped)")
+    add(d, "--persona", help="persona id: its system prompt, data and adapter folder")
+    add(d, "--data", help="training data file (default: the persona's train.jsonl)")
+    add(d, "--eval-data", help="eval data file (default: the persona's eval.jsonl)")
+    add(d, "--format", dest="fmt", choices=["auto", "chat", "csv", "alpaca", "llamafactory"])
+    add(d, "--question-col", help="CSV column with the user's text")
+    add(d, "--answer-col", help="CSV column with the answer")
+    add(d, "--system-col", help="CSV column with a system prompt (optional)")
+    add(d, "--strict", action="store_true", help="fail on the first bad row instead of skipping it")
+    add(d, "--max-length", type=int, help="longest conversation in tokens (longer: skipped)")
     m = p.add_argument_group("model")
-    m.add_argument("--base", default=None, help="base model: GGUF file, HF folder, or alias (default: the persona's)")
-    m.add_argument("--output", default=None, help="adapter folder (default: the persona's adapter/)")
-    m.add_argument("--from-adapter", default=None, help="continue training this PEFT adapter (same base)")
-    m.add_argument("--rank", type=int, default=16)
-    m.add_argument("--alpha", type=int, default=32)
-    m.add_argument("--dropout", type=float, default=0.05)
-    m.add_argument("--targets", default="all-linear", help="'all-linear' or comma-separated module names")
+    add(m, "--base", help="base model: GGUF file, HF folder, or alias (default: the persona's)")
+    add(m, "--output", help="adapter folder (default: the persona's adapter/)")
+    add(m, "--from-adapter", help="continue training this PEFT adapter (same base)")
+    add(m, "--rank", type=int)
+    add(m, "--alpha", type=int)
+    add(m, "--dropout", type=float)
+    add(m, "--targets", help="'all-linear' or comma-separated module names")
     t = p.add_argument_group("training")
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--epochs", type=float, default=3.0)
-    t.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (overrides --epochs)")
-    t.add_argument("--batch-size", type=int, default=8, help="conversations per step per device")
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--warmup", type=float, default=0.03, help="warmup as a fraction of the steps")
-    t.add_argument("--scheduler", default="cosine")
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--qlora", action="store_true", help="4-bit base + paged 8-bit AdamW (CUDA + bitsandbytes)")
-    t.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="auto: on with a bf16 GPU, off on CPU")
-    t.add_argument("--gradient-checkpointing", default="auto", choices=["auto", "on", "off"],
-                   help="recompute activations in backward (auto: on with CUDA, off on CPU; off is faster, uses more memory)")
-    t.add_argument("--no-packing", dest="packing", action="store_false",
-                   help="pad each batch instead of packing conversations (padding-free)")
-    t.add_argument("--attn", default="auto", help="attention implementation (auto = sdpa; eager, flash_attention_2)")
-    t.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    t.add_argument("--eval-steps", type=int, default=0, help="evaluate every N steps (0: 4 times a run)")
-    t.add_argument("--save-steps", type=int, default=0, help="checkpoint every N steps (0: automatic)")
+    t.add_argument("--recipe", metavar="NAME|FILE", default=None,
+                   help="start from a recipe: a TOML file of these settings, or the name of one in training/recipes/ "
+                        f"({', '.join(recipe_names())}); flags given here win over it")
+    add(t, "--lr", type=float)
+    add(t, "--epochs", type=float)
+    add(t, "--max-steps", type=int, help="stop after N optimizer steps (overrides --epochs)")
+    add(t, "--batch-size", type=int, help="conversations per step per device")
+    add(t, "--grad-accum", type=int)
+    add(t, "--warmup", type=float, help="warmup as a fraction of the steps")
+    add(t, "--scheduler")
+    add(t, "--weight-decay", type=float)
+    add(t, "--seed", type=int)
+    add(t, "--qlora", action="store_true", help="4-bit base + paged 8-bit AdamW (CUDA + bitsandbytes)")
+    add(t, "--bf16", choices=["auto", "on", "off"], help="auto: on with a bf16 GPU, off on CPU")
+    add(t, "--gradient-checkpointing", choices=["auto", "on", "off"],
+        help="recompute activations in backward (auto: on with CUDA, off on CPU; off is faster, uses more memory)")
+    add(t, "--no-packing", dest="packing", action="store_false",
+        help="pad each batch instead of packing conversations (padding-free)")
+    add(t, "--attn", help="attention implementation (auto = sdpa; eager, flash_attention_2)")
+    add(t, "--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    add(t, "--eval-steps", type=int, help="evaluate every N steps (0: 4 times a run)")
+    add(t, "--save-steps", type=int, help="checkpoint every N steps (0: automatic)")
     o = p.add_argument_group("output")
-    o.add_argument("--samples", type=int, default=3, help="eval prompts answered before and after training")
-    o.add_argument("--sample-tokens", type=int, default=80)
-    o.add_argument("--no-gguf", dest="gguf", action="store_false", help="do not write adapter.gguf")
-    o.add_argument("--no-progress", dest="progress", action="store_false")
+    add(o, "--samples", type=int, help="eval prompts answered before and after training")
+    add(o, "--sample-tokens", type=int)
+    add(o, "--no-gguf", dest="gguf", action="store_false", help="do not write adapter.gguf")
+    add(o, "--no-progress", dest="progress", action="store_false")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -77,16 +96,17 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    from training.sft import TrainConfig
-
-    fields = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    """TrainConfig's defaults, then the --recipe's settings, then the flags given."""
+    recipe = load_recipe(args.recipe) if getattr(args, "recipe", None) else {}
+    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**{**recipe, **given})
 
 
 def handler(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from training.sft import Interrupted, default_threads, train
+    from training.model import default_threads
+    from training.sft import Interrupted, train
 
     console = Console(stderr=True)
     default_threads()

@@ -1,7 +1,8 @@
 """Conversations -> token ids + labels, rendered exactly the way chat renders them.
 
-Each row goes through `ohlora.prompt.build_messages` (persona system prompt, a date line,
-the row's memory slot) and the base model's chat template; `training_segments` splits the
+Each row goes through `ohlora.prompt.build_messages` (the persona's system prompt, then each
+user turn under its context block: the row's clock, `now` or a varied made-up one, and the
+memories recalled for it) and the base model's chat template; `training_segments` splits the
 text into prompt pieces (label -100) and assistant targets (content + end-of-turn marker,
 so stopping is learned). Each piece is tokenized on its own, like chat tokenizes the prompt
 and then generates; the tokenizer's own leading special tokens (BOS) open the sequence.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Sequence
 
-from ohlora.prompt import build_messages, training_segments
+from ohlora.prompt import MEMORY_HEADER, build_messages, context_block, training_segments
 
 from training.data import Conversation, Problem
 
@@ -32,21 +33,48 @@ def row_datetime(index: int, seed: int = 0) -> datetime:
     return _EPOCH + timedelta(days=rng.randrange(730), minutes=rng.randrange(24 * 60))
 
 
-def row_messages(row: Conversation, persona: "Persona | None", now: datetime) -> list[dict]:
-    """The messages chat would build for this row (persona system text + memory + turns)."""
+def row_messages(row: Conversation, persona: "Persona | None", now: datetime,
+                 memory: Sequence[str] | None = None) -> list[dict]:
+    """The messages chat would build for this row: the persona's system text, then every user
+    turn under its context block (the row's clock, a minute or two later each turn, and the
+    memories recalled for it), as `ohlora.prompt.build_messages` lays out a live chat."""
     turns = row.turns
+    memory = list(row.memory if memory is None else memory)
     if persona is None:
-        if row.memory:
-            from ohlora.prompt import MEMORY_HEADER
-
-            mem = MEMORY_HEADER + "\n" + "\n".join(f"- {m}" for m in row.memory)
+        if memory:
+            mem = MEMORY_HEADER + "\n" + "\n".join(f"- {m}" for m in memory)
             system = f"{row.system}\n\n{mem}" if row.system else mem
             return [{"role": "system", "content": system}, *turns]
         return list(row.messages)
-    msgs = build_messages(persona, row.memory, turns, None, now=now, include_examples=False)
+    history: list[dict] = []
+    for i, t in enumerate(turns):
+        if t["role"] == "user":
+            history.append({"role": "user", "content": t["content"],
+                            "context": context_block(now + timedelta(minutes=2 * (i // 2)), memory)})
+        else:
+            history.append(t)
+    msgs = build_messages(persona, [], history, None, now=now, include_examples=False)
     if row.system:  # the row's own system text follows the persona's
         msgs[0] = {"role": "system", "content": msgs[0]["content"] + "\n\n" + row.system}
     return msgs
+
+
+def recalled_for(rows: Sequence[Conversation], seed: int = 0) -> list[list[str]]:
+    """What memory "recalls" for each row: its own facts, plus, like a live recall that always
+    returns its top k, unrelated facts from other rows now and then (about a third of the
+    rows get one or two), in a shuffled order. The model learns to use the fact that fits
+    and to ignore the rest. Reproducible for a seed."""
+    pool = sorted({m for r in rows for m in r.memory})
+    out: list[list[str]] = []
+    for i, row in enumerate(rows):
+        rng = random.Random(seed * 7_000_003 + i)
+        facts = list(row.memory)
+        if pool and rng.random() < 0.35:
+            extra = [m for m in rng.sample(pool, min(len(pool), 2)) if m not in facts]
+            facts += extra[: 1 if facts else rng.choice((1, 2))]
+        rng.shuffle(facts)
+        out.append(facts)
+    return out
 
 
 @dataclass
@@ -83,8 +111,9 @@ class Encoder:
             labels += toks if target else [IGNORE] * len(toks)
         return self.prefix + ids, [IGNORE] * len(self.prefix) + labels
 
-    def encode(self, row: Conversation, persona: "Persona | None", now: datetime) -> Encoded:
-        msgs = row_messages(row, persona, now)
+    def encode(self, row: Conversation, persona: "Persona | None", now: datetime,
+               memory: Sequence[str] | None = None) -> Encoded:
+        msgs = row_messages(row, persona, now, memory)
         ids, labels = self.encode_segments(training_segments(msgs, self.template))
         return Encoded(ids, labels, row.source)
 
@@ -99,8 +128,9 @@ def encode_rows(
     """Encode every row; rows longer than max_length (or with no target left) are problems."""
     out: list[Encoded] = []
     problems: list[Problem] = []
+    recalled = recalled_for(rows, seed) if persona is not None else [r.memory for r in rows]
     for i, row in enumerate(rows):
-        enc = encoder.encode(row, persona, row_datetime(i, seed))
+        enc = encoder.encode(row, persona, row.now or row_datetime(i, seed), recalled[i])
         if len(enc.input_ids) > max_length:
             problems.append(Problem(row.source, f"too long ({len(enc.input_ids)} tokens > --max-length {max_length})"))
             continue
@@ -109,3 +139,4 @@ def encode_rows(
             continue
         out.append(enc)
     return out, problems
+

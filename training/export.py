@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ohlora.errors import UserError
-from training.gguf_lora import atomic_target, base_info, check_free_space, gguf_lora_tensors, read_peft_adapter
+from training.gguf_base import base_info
+from training.gguf_lora import atomic_target, check_free_space, gguf_lora_tensors, read_peft_adapter
 from training.gguf_merge import QUANTS, merge_lora_into_gguf, quantize_gguf
 
 if TYPE_CHECKING:

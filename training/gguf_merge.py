@@ -16,15 +16,8 @@ import os
 from pathlib import Path
 
 from ohlora.errors import UserError
-from training.gguf_lora import (
-    atomic_target,
-    base_info,
-    check_arch,
-    check_free_space,
-    gguf_lora_tensors,
-    open_gguf,
-    read_peft_adapter,
-)
+from training.gguf_base import base_info, check_arch, open_gguf
+from training.gguf_lora import atomic_target, check_free_space, gguf_lora_tensors, read_peft_adapter
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
 _SKIP_KEYS = ("GGUF.", "general.architecture")

@@ -3,7 +3,69 @@
 from __future__ import annotations
 
 import json
+import resource
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.split import Split
+    from training.plan import Devices, RunPlan
+    from training.trainer import Run
+
+
+def build_report(*, plan: "RunPlan", fp: dict, train: "Split", evals: "Split | None", settings: dict, run: "Run",
+                 final_eval: float | None, wall_seconds: float, dev: "Devices", samples_before: list,
+                 samples_after: list, resumed: bool) -> dict:
+    """Everything report.json says about a finished run."""
+    meter, eval_enc = run.meter, evals.encoded if evals else []
+    return {
+        "base": fp,
+        "output": str(plan.output),
+        "data": {
+            "train_file": plan.train_path, "eval_file": plan.eval_path,
+            "train_conversations": len(train.encoded), "eval_conversations": len(eval_enc),
+            "skipped": [str(p) for p in train.problems + (evals.problems if evals else [])],
+            "train_rows_read": train.n_read,
+        },
+        "settings": settings,
+        "steps": run.trainer.state.global_step,
+        "train_loss": [h for h in meter.history if "loss" in h],
+        "eval_loss": [h for h in meter.history if "eval_loss" in h],
+        "final_eval_loss": final_eval,
+        "tokens_trained": meter.tokens,
+        "target_tokens": meter.target_tokens,
+        "tokens_per_s": round(meter.tokens_per_s(), 1),
+        "train_seconds": round(meter.train_time, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        **peak_memory_mb(dev.cuda),
+        "versions": versions(),
+        "samples_before": samples_before,
+        "samples_after": samples_after,
+        "resumed": resumed,
+    }
+
+
+def peak_memory_mb(cuda: bool) -> dict:
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"peak_rss_mb": round(rss_kb / 1024, 1)}
+    if cuda:
+        import torch
+
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes", "deepspeed"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
 
 
 def write_report(path: Path, report: dict) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from ohlora.personas import load_persona
-from ohlora.prompt import GemmaTemplate, build_messages
+from ohlora.prompt import GemmaTemplate, build_messages, user_content
 from training.data import Conversation
 from training.encode import IGNORE, Encoder, encode_rows, row_messages
 
@@ -60,16 +60,29 @@ def test_golden_multi_turn_mask(encoder):
 
 
 def test_persona_rows_render_like_chat(encoder):
-    """Persona system prompt + date line + memory slot, exactly what chat builds (no example turns)."""
+    """Persona system prompt, then the user turn under its context block (clock + recalled
+    memory), exactly what chat builds for that message (no example turns)."""
     persona = load_persona("ironman")
     now = datetime(2026, 5, 1, 12, 0)
     row = Conversation(list(TURNS[:2]), ["다음 주에 부산 여행"], "x:2")
-    chat = build_messages(persona, ["다음 주에 부산 여행"], TURNS[:2], None, now=now, include_examples=False)
-    assert row_messages(row, persona, now) == chat
+    chat = build_messages(persona, ["다음 주에 부산 여행"], [], TURNS[0]["content"], now=now, include_examples=False)
+    got = row_messages(row, persona, now)
+    assert [user_content(m) if m["role"] == "user" else m["content"] for m in got] == [
+        user_content(m) if m["role"] == "user" else m["content"] for m in chat] + [TURNS[1]["content"]]
     enc = encoder.encode(row, persona, now)
     text = encoder.tokenizer.decode(enc.input_ids)
-    assert GemmaTemplate().render(chat, add_generation_prompt=False) in text
-    assert "- 다음 주에 부산 여행" in text and "현재 시각: 2026-05-01" in text
+    assert GemmaTemplate().render(chat, add_generation_prompt=True) in text
+    assert '[사용자가 전에 한 말: "다음 주에 부산 여행"]' in text and "2026년 5월 1일 금요일" in text
+
+
+def test_later_turns_keep_their_own_context_block(encoder):
+    """Each user turn carries its clock (a little later every turn), like history in chat."""
+    persona = load_persona("ironman")
+    row = Conversation(list(TURNS), [], "x:3")
+    got = row_messages(row, persona, datetime(2026, 5, 1, 12, 0))
+    users = [user_content(m) for m in got if m["role"] == "user"]
+    assert len(users) == 2 and "오후 12시 0분" in users[0] and "오후 12시 2분" in users[1]
+    assert users[1].endswith("제일 좋아하는 건?")
 
 
 def test_too_long_rows_are_reported(encoder):

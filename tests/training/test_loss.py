@@ -38,3 +38,16 @@ def test_num_items_sets_the_denominator_and_empty_batch_is_zero():
     zero, n0 = target_cross_entropy(hidden, torch.full((1, 5), -100), weight)
     assert n0 == 0 and zero.item() == 0.0
     zero.backward()  # still connected to the graph
+
+
+@pytest.mark.parametrize("softcap", [None, 5.0])
+def test_token_losses_are_per_token_cross_entropy(softcap):
+    from training.loss import token_losses
+
+    torch.manual_seed(1)
+    hidden, weight, y = torch.randn(7, 8, dtype=torch.float64), torch.randn(50, 8, dtype=torch.float64), torch.randint(0, 50, (7,))
+    logits = hidden @ weight.t()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    ref = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    torch.testing.assert_close(token_losses(hidden, y, weight, softcap, chunk=3, vocab_block=16), ref)

@@ -171,3 +171,19 @@ def test_acceptance_real_gemma_adapter_changes_output(gemma_hf, chat_file, tmp_p
         backend.set_adapter("t", out)
         after = backend._peft(ids).logits
     assert (after - before).abs().max().item() > 1e-3
+
+
+def test_csv_eval_file_with_custom_columns(tiny_base, tmp_path):
+    """The eval file is read with the run's --question-col/--answer-col for the samples too."""
+    import csv
+
+    for name, rows in (("train.csv", [("안녕?", "안녕!"), ("뭐 해?", "코딩 중.")]), ("eval.csv", [("잘 자", "너도.")])):
+        with (tmp_path / name).open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["q", "a"])
+            w.writerows(rows)
+    cfg = tiny_cfg(tiny_base, tmp_path / "train.csv", tmp_path / "out", eval_data=str(tmp_path / "eval.csv"),
+                   question_col="q", answer_col="a", max_steps=1, samples=1, sample_tokens=2)
+    report = train(cfg).report
+    assert report["data"]["eval_conversations"] == 1
+    assert [s["prompt"] for s in report["samples_before"]] == ["잘 자"]

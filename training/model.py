@@ -1,0 +1,107 @@
+"""The model being trained: the base (float32, bf16 or 4-bit), its target-only loss, the LoRA on it."""
+
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ohlora.errors import UserError
+
+from training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from training.plan import Devices
+
+
+def default_threads() -> None:
+    """Use every core unless the user set OMP_NUM_THREADS."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
+def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
+    """The base from its HF folder: 4-bit under --qlora, bf16 on a bf16 GPU, float32 otherwise."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict = {"attn_implementation": "sdpa" if cfg.attn == "auto" else cfg.attn}
+    if cfg.qlora:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if dev.bf16 else torch.float16,
+        )
+        kwargs["dtype"] = torch.bfloat16 if dev.bf16 else torch.float16
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # one 4-bit copy per GPU under DDP
+    elif dev.cuda:
+        kwargs["dtype"] = torch.bfloat16 if dev.bf16 else torch.float32
+    else:
+        kwargs["dtype"] = torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(hf_dir), **kwargs)
+    except torch.OutOfMemoryError:
+        raise UserError("out of memory while loading the base model; try --qlora on a GPU or a smaller base") from None
+    model.config.use_cache = False
+    if cfg.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=dev.gradient_checkpointing)
+    return model
+
+
+def patch_target_loss(model) -> None:
+    """Let `model(..., labels=..., ohlora_target_loss=True)` return the target-only loss.
+
+    The loss runs inside the model's forward, so DDP / DeepSpeed hooks see a normal forward.
+    """
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+    from trl.trainer.utils import maybe_gather_lm_head_ctx
+
+    from training.loss import target_cross_entropy
+
+    original = model.forward
+    softcap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+
+    def forward(self, *args, ohlora_target_loss=False, labels=None, num_items_in_batch=None, **kwargs):
+        if not ohlora_target_loss:
+            if labels is not None:
+                kwargs["labels"] = labels
+            if num_items_in_batch is not None:
+                kwargs["num_items_in_batch"] = num_items_in_batch
+            return original(*args, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs["use_cache"] = False
+        backbone = getattr(self, self.base_model_prefix)
+        hidden = backbone(*args, **kwargs).last_hidden_state
+        head = self.get_output_embeddings()
+        with maybe_gather_lm_head_ctx(head.weight):
+            loss, n = target_cross_entropy(hidden, labels, head.weight, softcap, num_items_in_batch)
+        out = CausalLMOutputWithPast(loss=loss)
+        out["n_target"] = n
+        return out
+
+    model.forward = types.MethodType(forward, model)
+
+
+def wrap_lora(model, cfg: TrainConfig, from_adapter: Path | None = None):
+    """A new LoRA (rank, alpha, dropout, targets from `cfg`), or `from_adapter` to continue training.
+
+    `from_adapter` has been checked already (`training.plan.check_from_adapter`)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if from_adapter is not None:
+        return PeftModel.from_pretrained(model, str(from_adapter), is_trainable=True)
+    targets: str | list[str] = cfg.targets if cfg.targets == "all-linear" else [t.strip() for t in cfg.targets.split(",") if t.strip()]
+    lcfg = LoraConfig(
+        r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
+        bias="none", task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lcfg)
+    except ValueError as exc:
+        raise UserError(f"--targets {cfg.targets}: {exc}") from None
