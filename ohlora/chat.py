@@ -8,7 +8,9 @@ memory step after a reply belong to `ohlora.conversation.Conversation`, which th
 
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -69,11 +71,55 @@ class ChatSession:
         self.last: GenerationResult | None = None
         self.last_recalled: list[Any] = []  # Recalled items that went into the last prompt
         self.last_prompt: str = ""
+        self.last_lore: list[Any] = []  # lorebook Hits of the last prompt (ohlora.cards.lorebook)
+        self.lore_error = ""
+        self._lore: dict[str, Any] = {}  # persona id -> its LoreState
+        self._seed = random.randrange(1 << 30)  # {{random:...}} is drawn once per session
+        self._expanded: dict[Persona, Persona] = {}
         self._engine: Backend | None = None
         self._writing: Backend | None = None  # the engine of the reply being streamed
         self._has_adapter = False
         self._bases: dict[str, tuple[BaseModel, ChatTemplate]] = {}  # per base spec, resolved once
         self._fit: dict[tuple[str, str], bool] = {}  # (persona, base path) -> the adapter fits
+
+    # -- the persona as the model sees it ------------------------------------------
+    @property
+    def user_name(self) -> str:
+        from ohlora.cards.macros import default_user_name
+
+        return self.settings.user_name or default_user_name(self.persona.language)
+
+    def shown_persona(self) -> Persona:
+        """The persona with card macros ({{char}}, {{user}}, {{random:...}}) expanded."""
+        p = self.persona
+        if p not in self._expanded:
+            from ohlora.cards.macros import expand
+
+            char, user = p.name, self.user_name
+            x = lambda text: expand(text, char, user, random.Random(f"{self._seed}:{p.id}:{text}"))  # noqa: E731
+            self._expanded[p] = replace(
+                p, system_prompt=x(p.system_prompt), greeting=x(p.greeting),
+                examples=tuple(replace(e, user=x(e.user), assistant=x(e.assistant)) for e in p.examples))
+        return self._expanded[p]
+
+    @property
+    def greeting(self) -> str:
+        return self.shown_persona().greeting
+
+    def lore(self) -> Any:
+        """The persona's lorebooks (loaded once); a broken one is reported, never fatal."""
+        pid = self.persona.id
+        if pid not in self._lore:
+            from ohlora.cards.lorebook import LoreState, books_for
+
+            try:
+                self._lore[pid] = LoreState(books_for(self.persona))
+            except UserError as exc:
+                self._lore[pid] = LoreState(error=str(exc))
+        return self._lore[pid]
+
+    def reload_lore(self) -> None:
+        self._lore.pop(self.persona.id, None)
 
     @property
     def last_memories(self) -> list[str]:
@@ -136,31 +182,47 @@ class ChatSession:
             return []
         return list(self.memory.recall(text, k=self.settings.memory_k, persona=None))
 
-    def send(self, text: str) -> Iterator[str]:
-        """Yield the reply as it streams; the exchange joins the history when it ends."""
+    def send(self, text: str, *, history: list[dict] | None = None, generation: Any = None,
+             prefix: str = "") -> Iterator[str]:
+        """Yield the reply as it streams; the exchange joins the history when it ends.
+
+        With `history`, the reply is written after that history instead (an alternative to an
+        earlier reply) and the session's own history is left alone. `generation` overrides the
+        persona's settings (a chat's own); `prefix` is reply text the model continues from
+        (only the new text is yielded)."""
         text = clean_input(text)
+        own = history is None
+        hist = self.history if own else history
         template = self._base_and_template()[1]  # before loading: a model without one fails fast
         engine = self.engine()
         self.last_recalled = self.recall(text)
+        lore = self.lore()
+        self.lore_error = lore.error
+        lore_texts = lore.fire([m["content"] for m in hist] + [text], engine.count_tokens) if lore.books else []
+        self.last_lore = list(lore.last)
+        persona = self.shown_persona()
+        gen = generation or persona.generation
         prompt = build(
-            self.persona,
+            persona,
             self.last_memories,
-            self.history,
+            hist,
             text,
             template,
             engine.count_tokens,
             engine.n_ctx,
-            self.persona.generation.max_tokens,
+            gen.max_tokens + engine.count_tokens(prefix) if prefix else gen.max_tokens,
             now=datetime.now(),
             include_examples=not self._has_adapter,
+            lore=lore_texts,
         )
-        self.last_prompt = prompt.text
+        self.last_prompt = prompt.text + prefix
         stops = tuple(dict.fromkeys((*self.persona.stop, template.end_of_turn)))
         self._writing = engine
         try:
-            yield from engine.stream(prompt.text, self.persona.generation, stops)
+            yield from engine.stream(prompt.text + prefix, gen, stops)
         finally:
             self._writing = None
         self.last = engine.last
-        self.history += [{"role": "user", "content": text, "context": prompt.context},
-                         {"role": "assistant", "content": self.last.text}]
+        if own:
+            self.history += [{"role": "user", "content": text, "context": prompt.context},
+                             {"role": "assistant", "content": prefix + self.last.text}]

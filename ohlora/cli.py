@@ -21,13 +21,17 @@ EPILOG = """examples:
   ohlora ask --persona ironman "안녕?"      one answer, streamed to stdout
   ohlora ask --json --base smollm2 "Hi"    one JSON object: text, tokens, tokens/s, stop reason
   ohlora persona list                      the personas you can talk to
+  ohlora persona import Seraphina.png      a character card (PNG, JSON or CHARX) becomes a persona
+  ohlora persona export ohlora -f charx    a card that carries the persona's trained adapter
+  ohlora data from-chats out/              your kept, edited and swiped replies as training data
   ohlora train --persona ironman           retrain a persona's adapter (GPU if present, else CPU)
 
 settings live in $XDG_CONFIG_HOME/ohlora/config.toml; OHLORA_HOME moves all files.
 """
 
 # Subcommands owned by the other packages: module path -> it provides register(subparsers).
-_PLUGINS = ("training.cli", "training.export_cli", "ohlora.eval_cli", "ohlora.memory_cli", "ohlora.tui.cli", "ohlora.serve.cli")
+_PLUGINS = ("training.cli", "training.export_cli", "ohlora.eval_cli", "ohlora.memory_cli", "ohlora.tui.cli", "ohlora.serve.cli",
+            "ohlora.data_cli")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -69,12 +73,35 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("text", metavar="TEXT", help="what to say")
     ask.set_defaults(func=cmd_ask)
 
-    persona = sub.add_parser("persona", help="list or show personas", description="Personas you can talk to.")
+    persona = sub.add_parser("persona", help="list, show, import or export personas (character cards)",
+                             description="Personas you can talk to; character cards in and out.")
     psub = persona.add_subparsers(dest="persona_cmd", metavar="ACTION", required=True)
     psub.add_parser("list", help="list personas").set_defaults(func=cmd_persona_list)
     show = psub.add_parser("show", help="show one persona's settings")
     show.add_argument("id")
     show.set_defaults(func=cmd_persona_show)
+    imp = psub.add_parser(
+        "import", help="import a character card (V2/V3 PNG, JSON, CHARX) or attach a lorebook",
+        description="Import a Character Card V2/V3 (PNG with a chara/ccv3 chunk, JSON, or CHARX) as a user "
+                    "persona. A CHARX from `ohlora persona export -f charx` brings its adapter when it fits the "
+                    "persona's base. A World Info JSON is attached to a persona with --into.")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--id", help="persona id (default: from the card's name)")
+    imp.add_argument("--replace", action="store_true", help="replace a persona with the same id")
+    imp.add_argument("--base", help="base model the persona runs on (default: the card's, else Gemma 3 270M)")
+    imp.add_argument("--into", metavar="PERSONA", help="attach FILE (a World Info lorebook) to this persona")
+    imp.set_defaults(func=cmd_persona_import)
+    exp = psub.add_parser(
+        "export", help="write a persona as a character card (png, json or charx)",
+        description="Write a persona as a Character Card. An imported card comes back with every field it had. "
+                    "charx (V3) also carries the persona's adapter.gguf, its base fingerprint, chat template "
+                    "name and eval report under assets/ohlora/.")
+    exp.add_argument("id", metavar="ID")
+    exp.add_argument("--format", "-f", choices=["png", "json", "charx"], default="png", help="card format (default: png)")
+    exp.add_argument("--out", "-o", help="file or folder to write (default: ./ID.FORMAT)")
+    exp.add_argument("--spec", choices=["v2", "v3"], help="card spec (default: the card's own; new cards: v3)")
+    exp.add_argument("--no-adapter", action="store_true", help="charx: leave the adapter out")
+    exp.set_defaults(func=cmd_persona_export)
 
     for module in _PLUGINS:
         try:
@@ -195,6 +222,36 @@ def cmd_persona_show(args: argparse.Namespace) -> int:
     data = asdict(p)
     data["folder"] = str(p.folder)
     print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_persona_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ohlora.cards.files import import_file
+
+    done = import_file(Path(args.file), pid=args.id, replace=args.replace, into=args.into, base=args.base)
+    if args.into:
+        print(f"attached {args.file} to {done.name} ({done.pid}): {done.folder}")
+    else:
+        print(f"imported {done.name} as persona '{done.pid}': {done.folder}")
+    for note in done.notes:
+        print(f"  {note}")
+    if not args.into:
+        print(f"talk to it: ohlora chat --persona {done.pid}")
+    return 0
+
+
+def cmd_persona_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ohlora.cards.files import export_persona
+
+    out, notes = export_persona(args.id, args.format, Path(args.out) if args.out else None, spec=args.spec,
+                                with_adapter=not args.no_adapter)
+    print(out)
+    for note in notes:
+        print(f"  {note}")
     return 0
 
 

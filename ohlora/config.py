@@ -71,6 +71,8 @@ class Settings:
     memory_k: int = 3
     embedder: str = ""  # a name in ohlora.registry.EMBEDDERS ("" = built-in), or a sentence-transformers model
     theme: str = "textual-dark"
+    user_name: str = ""  # what {{user}} in a character card becomes ("" = 사용자 / User)
+    swipes_ahead: int = 1  # alternatives the chat app writes in the background for the last reply
     extra: dict = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -6,6 +6,12 @@ The TUI, `ohlora ask` and the server all drive a chat through this class:
     for piece in convo.say("안녕"): ...                   # stream the reply
     convo.last                                            # the Turn: row ids, result, notes
     for piece in convo.regenerate(): ...                  # replace the last reply
+    for piece in convo.alternative(reply_id): ...        # one more alternative (swipe) of any reply
+    convo.choose(reply_id, position)                      # the alternative the chat goes on with
+    convo.edit(message_id, text)                          # the user's own text for any message
+    for piece in convo.continue_last(): ...               # extend the last reply
+    convo.fork(message_id)                                # a new conversation up to that message
+    convo.set_generation({"temperature": 0.9})            # this chat's generation settings
 
 Order of work in `say`: the user's row is committed before the model starts; the reply is
 saved when it ends (what was written so far when it is stopped, fails or the caller stops
@@ -17,7 +23,7 @@ memory failure is reported in `Turn.memory_error` and never turns a saved reply 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ohlora.chat import ChatSession, clean_input
@@ -26,6 +32,41 @@ from ohlora.store import ChatStore, Message, StoreError
 
 if TYPE_CHECKING:
     from ohlora.backends.base import GenerationResult
+    from ohlora.personas import Generation
+
+# a chat's own generation settings: name -> (type, lowest, highest)
+SETTINGS = {
+    "temperature": (float, 0.0, 5.0),
+    "top_p": (float, 0.01, 1.0),
+    "min_p": (float, 0.0, 1.0),
+    "repeat_penalty": (float, 0.5, 3.0),
+    "max_tokens": (int, 1, 8192),
+}
+
+
+def parse_setting(key: str, value: Any) -> float | int:
+    """A checked value for one chat setting; UserError names the setting and its range."""
+    if key not in SETTINGS:
+        raise UserError(f"unknown setting '{key}' (known: {', '.join(SETTINGS)})")
+    kind, low, high = SETTINGS[key]
+    try:
+        number = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key} must be {'a whole number' if kind is int else 'a number'}, got {value!r}") from None
+    if not low <= number <= high:
+        raise UserError(f"{key} must be between {low} and {high}, got {number}")
+    return number
+
+
+@dataclass
+class Alternative:
+    """One alternative written for a reply (`Conversation.alternative`)."""
+
+    message_id: int
+    position: int | None = None  # its place among the reply's alternatives (None: not kept)
+    text: str = ""
+    result: "GenerationResult | None" = None
+    error: str = ""
 
 
 @dataclass
@@ -60,6 +101,8 @@ class Conversation:
         self.store = store
         self.id = conversation_id
         self.last: Turn | None = None
+        self.last_alternative: Alternative | None = None
+        self.overrides: dict[str, Any] = {}  # this chat's generation settings (saved with it)
         self._lock = threading.Lock()
 
     @classmethod
@@ -70,7 +113,9 @@ class Conversation:
         if conv.persona != session.persona.id and (known_personas is None or conv.persona in known_personas):
             session.set_persona(conv.persona)
         session.history = history_from(store.messages(conversation_id))
-        return cls(session, store, conversation_id)
+        convo = cls(session, store, conversation_id)
+        convo.overrides = {k: v for k, v in conv.generation.items() if k in SETTINGS}
+        return convo
 
     def messages(self) -> list[Message]:
         if self.store is None or self.id is None:
@@ -125,12 +170,153 @@ class Conversation:
         if turn is not None:
             self._finish(turn, turn.reply, None, "cancelled")
 
+    # -- this chat's generation settings ---------------------------------------------
+    def generation(self) -> "Generation":
+        """The persona's settings with this chat's own on top."""
+        gen = self.session.persona.generation
+        return replace(gen, **self.overrides) if self.overrides else gen
+
+    def set_generation(self, values: dict[str, Any]) -> None:
+        """Replace this chat's settings ({} = the persona's); saved with the conversation."""
+        checked = {k: parse_setting(k, v) for k, v in values.items()}
+        self.overrides = checked
+        if self.store is not None and self.id is not None:
+            self.store.set_generation(self.id, checked)
+
+    # -- alternatives (swipes), edits, continue, fork ------------------------------------
+    def _reply_row(self, message_id: int) -> tuple[list[Message], int, int]:
+        """The rows, the reply's index and its user message's index; UserError if not a reply."""
+        rows = self.messages()
+        idx = next((i for i, m in enumerate(rows) if m.id == message_id), None)
+        if idx is None:
+            raise UserError(f"message {message_id} is not in this conversation")
+        if rows[idx].role != "assistant":
+            raise UserError("only replies have alternatives: pick one of the persona's messages")
+        user = next((i for i in range(idx - 1, -1, -1) if rows[i].role == "user"), None)
+        if user is None:
+            raise UserError("this reply answers no message of yours, so there is nothing to write it again for")
+        return rows, idx, user
+
+    def alternative(self, message_id: int, *, shown: bool = True, keep_partial: bool = True) -> Iterator[str]:
+        """Write one more alternative of a saved reply (any reply, not just the last) after the
+        history it had; every alternative is kept (`store.swipes`), the reply's row keeps the
+        chosen one. `shown=False`: written in the background, not yet seen by the user.
+        A stopped alternative is kept when `keep_partial` and anything was written."""
+        rows, idx, user = self._reply_row(message_id)
+        if rows[idx].persona != self.session.persona.id:
+            raise UserError(f"this reply is from '{rows[idx].persona}': switch to that persona for alternatives")
+        alt = Alternative(message_id)
+        self.last_alternative = alt
+        history = history_from(rows[:user])
+        parts: list[str] = []
+        finished = False
+        try:
+            for piece in self.session.send(rows[user].content, history=history, generation=self.generation()):
+                parts.append(piece)
+                yield piece
+            finished = True
+        except Exception as exc:
+            alt.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            result = self.session.last if finished else None
+            alt.text = result.text if result is not None else "".join(parts).strip()
+            alt.result = result
+            reason = result.stop_reason if result is not None else ("error" if alt.error else "cancelled")
+            keep = alt.text.strip() and (reason != "cancelled" or keep_partial)
+            if keep and self.store is not None:
+                stats: dict = {"stop_reason": reason}
+                if result is not None:
+                    stats.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                                 tokens_per_s=round(result.tokens_per_s, 2))
+                try:
+                    alt.position = self.store.add_swipe(message_id, alt.text, shown=shown, **stats)
+                except StoreError as exc:
+                    alt.error = alt.error or str(exc)
+
+    def choose(self, message_id: int, position: int) -> Message:
+        """Go on with this alternative: the reply's row takes its text; the history follows."""
+        if self.store is None:
+            raise UserError("conversations are not being saved, so there are no alternatives")
+        msg = self.store.choose_swipe(message_id, position)
+        self._reload_history()
+        return msg
+
+    def edit(self, message_id: int, text: str) -> Message:
+        """The user's text for any message (theirs or a reply); the model's own is kept as `original`."""
+        if self.store is None:
+            raise UserError("conversations are not being saved, so messages cannot be edited")
+        if message_id not in {m.id for m in self.messages()}:
+            raise UserError(f"message {message_id} is not in this conversation")
+        msg = self.store.edit_message(message_id, clean_input(text))
+        self._reload_history()
+        return msg
+
+    def continue_last(self) -> Iterator[str]:
+        """Extend the last reply: the model goes on from where it stopped; the row grows."""
+        rows = self.messages()
+        if not rows or rows[-1].role != "assistant":
+            raise UserError("nothing to continue: the last message is not a reply")
+        _, idx, user = self._reply_row(rows[-1].id)
+        last = rows[idx]
+        turn = Turn(rows[user].content, self.session.persona.id, user_id=rows[user].id, reply_id=last.id)
+        self.last = turn
+        parts: list[str] = []
+        finished = False
+        try:
+            for piece in self.session.send(turn.text, history=history_from(rows[:user]), generation=self.generation(),
+                                           prefix=last.content):
+                parts.append(piece)
+                yield piece
+            finished = True
+        except Exception as exc:
+            turn.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            result = self.session.last if finished else None
+            added = "".join(parts).rstrip()  # as streamed: a leading space joins the words
+            turn.reply = last.content + added
+            reason = result.stop_reason if result is not None else ("error" if turn.error else "cancelled")
+            if result is not None:
+                turn.result = replace(result, text=turn.reply)
+            turn._saved = True
+            if added and self.store is not None:
+                stats: dict = {"stop_reason": reason}
+                if result is not None:
+                    stats.update(completion_tokens=(last.completion_tokens or 0) + result.completion_tokens,
+                                 tokens_per_s=round(result.tokens_per_s, 2))
+                try:
+                    self.store.update_message(last.id, turn.reply, **stats)
+                except StoreError as exc:
+                    turn.save_error = str(exc)
+            hist = self.session.history
+            if hist and hist[-1]["role"] == "assistant" and hist[-1]["content"] == last.content:
+                hist[-1] = {**hist[-1], "content": turn.reply}
+
+    def answer_last(self) -> Iterator[str]:
+        """Reply to the last message when it is the user's and unanswered (a fork from it)."""
+        rows = self.messages()
+        if not rows or rows[-1].role != "user":
+            raise UserError("the last message already has a reply")
+        turn = Turn(rows[-1].content, self.session.persona.id, user_id=rows[-1].id)
+        self.last = turn
+        yield from self._reply(turn)
+
+    def fork(self, message_id: int) -> int:
+        """A new conversation with this one's messages up to `message_id`; returns its id."""
+        if self.store is None or self.id is None:
+            raise UserError("nothing to fork yet: send a message first")
+        return self.store.fork(self.id, message_id)
+
+    def _reload_history(self) -> None:
+        self.session.history = history_from(self.messages())
+
     # -- internals ----------------------------------------------------------------
     def _reply(self, turn: Turn) -> Iterator[str]:
         parts: list[str] = []
         finished = False
         try:
-            for piece in self.session.send(turn.text):
+            for piece in self.session.send(turn.text, generation=self.generation()):
                 parts.append(piece)
                 turn.reply = "".join(parts).strip()
                 yield piece
@@ -169,6 +355,8 @@ class Conversation:
         try:
             if self.id is None:
                 self.id = self.store.new_conversation(turn.persona)
+                if self.overrides:
+                    self.store.set_generation(self.id, self.overrides)
             return self.store.add_message(self.id, role, content, turn.persona, **stats)
         except StoreError as exc:
             turn.save_error = turn.save_error or str(exc)

@@ -29,6 +29,7 @@ Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
 _WEEKDAYS_KO = "월화수목금토일"
 MEMORY_HEADER = "사용자가 전에 한 말:"
+LORE_HEADER = "설정:"
 
 
 class ChatTemplate(Protocol):
@@ -133,11 +134,14 @@ def now_line(now: datetime) -> str:
             f"{ampm} {now.hour % 12 or 12}시 {now.minute}분")
 
 
-def context_block(now: datetime, memories: Sequence[str]) -> str:
-    """The volatile part of a user turn: the clock and what memory recalled for this message."""
+def context_block(now: datetime, memories: Sequence[str], lore: Sequence[str] = ()) -> str:
+    """The volatile part of a user turn: the clock, what memory recalled for this message, then
+    the lorebook entries this message triggered (nothing is added when none fired)."""
     lines = [f"[{now_line(now)}]"]
     if memories:
         lines.append(f"[{MEMORY_HEADER} " + " / ".join(f'"{m}"' for m in memories) + "]")
+    if lore:
+        lines.append(f"[{LORE_HEADER}\n" + "\n".join(t.strip() for t in lore) + "]")
     return "\n".join(lines)
 
 
@@ -154,10 +158,11 @@ def build_messages(
     text: str | None,
     now: datetime,
     include_examples: bool = True,
+    lore: Sequence[str] = (),
 ) -> list[Message]:
     """Stable first, volatile last: the persona's system text, example turns (when no adapter
     carries the persona), the history (each user turn with the context block it had), then
-    the new text under this turn's context block (clock, recalled memories).
+    the new text under this turn's context block (clock, recalled memories, triggered lore).
 
     The prefix up to the new turn is byte-identical from one turn to the next, so the engine
     reuses its KV cache instead of re-reading the conversation. Training renders rows the
@@ -171,7 +176,7 @@ def build_messages(
         content = user_content(m) if m["role"] == "user" else m["content"]
         msgs.append({"role": m["role"], "content": content})
     if text is not None:
-        msgs.append({"role": "user", "content": user_content({"content": text, "context": context_block(now, memories)})})
+        msgs.append({"role": "user", "content": user_content({"content": text, "context": context_block(now, memories, lore)})})
     return msgs
 
 
@@ -195,6 +200,7 @@ def build(
     max_new_tokens: int,
     now: datetime | None = None,
     include_examples: bool = True,
+    lore: Sequence[str] = (),
 ) -> Prompt:
     """Render the prompt, dropping the oldest history (then the examples) to fit n_ctx."""
     now = now or datetime.now()
@@ -206,10 +212,10 @@ def build(
     examples = include_examples
     truncated = False
     while True:
-        msgs = build_messages(persona, memories, hist, text, now, examples)
+        msgs = build_messages(persona, memories, hist, text, now, examples, lore)
         rendered = template.render(msgs, add_generation_prompt=True)
         if count_tokens(rendered) <= budget:
-            return Prompt(rendered, msgs, context_block(now, memories), dropped, truncated)
+            return Prompt(rendered, msgs, context_block(now, memories, lore), dropped, truncated)
         if hist:
             # drop the oldest exchange (a user turn and its reply) together
             cut = 2 if len(hist) > 1 and hist[0]["role"] == "user" and hist[1]["role"] == "assistant" else 1

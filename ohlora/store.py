@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +37,9 @@ class Conversation:
     created_at: float
     updated_at: float
     message_count: int = 0
+    parent_id: int | None = None  # forked from this conversation
+    forked_from: int | None = None  # ... at this message (its last copied row)
+    generation: dict = field(default_factory=dict)  # per-chat generation settings (over the persona's)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,37 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_s: float | None = None
     stop_reason: str | None = None
+    swipe: int | None = None  # the chosen alternative's position (None: never swiped)
+    original: str | None = None  # what the model wrote, when the user edited it
+    edited_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Swipe:
+    """One alternative of an assistant message; the message row holds the chosen one's text."""
+
+    id: int
+    message_id: int
+    position: int
+    content: str
+    created_at: float
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_s: float | None = None
+    stop_reason: str | None = None
+    shown: int = 0  # the user has seen it (only seen alternatives become rejected examples)
+    original: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: int
+    message_id: int
+    title: str
+    role: str
+    persona: str
+    snippet: str  # the matched text with [brackets] around the hit
+    created_at: float
 
 
 # -- migrations: named, applied in order (ohlora.db) -------------------------------
@@ -82,7 +116,68 @@ def _v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX conversations_by_update ON conversations(updated_at)")
 
 
-MIGRATIONS = [Migration("conversations-and-messages", _v1)]
+def _swipes(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE swipes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            tokens_per_s REAL,
+            stop_reason TEXT,
+            shown INTEGER NOT NULL DEFAULT 0,
+            original TEXT,
+            UNIQUE (message_id, position)
+        )"""
+    )
+    db.execute("ALTER TABLE messages ADD COLUMN swipe INTEGER")
+
+
+def _edits(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE messages ADD COLUMN original TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN edited_at REAL")
+
+
+def _forks_and_settings(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE conversations ADD COLUMN parent_id INTEGER")
+    db.execute("ALTER TABLE conversations ADD COLUMN forked_from INTEGER")
+    db.execute("ALTER TABLE conversations ADD COLUMN generation TEXT NOT NULL DEFAULT '{}'")
+
+
+def _search(db: sqlite3.Connection) -> None:
+    """Full-text search over every message (FTS5, kept in step by triggers). A SQLite built
+    without FTS5 skips this; search then scans with LIKE."""
+    try:
+        db.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id',"
+                   " tokenize='unicode61 remove_diacritics 2')")
+    except sqlite3.OperationalError as exc:
+        if "no such module" in str(exc):
+            return
+        raise
+    for trigger in (  # one statement each: a trigger body holds semicolons
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+        " INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END",
+        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+        " INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END",
+        "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN"
+        " INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);"
+        " INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END",
+    ):
+        db.execute(trigger)
+    db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+
+
+# Append only: a database keeps the names it has applied (ohlora.db); v1 files open and upgrade.
+MIGRATIONS = [
+    Migration("conversations-and-messages", _v1),
+    Migration("message-swipes", _swipes),
+    Migration("message-edits", _edits),
+    Migration("conversation-forks-and-settings", _forks_and_settings),
+    Migration("message-search", _search),
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -202,10 +297,161 @@ class ChatStore:
 
     def messages(self, cid: int) -> list[Message]:
         rows = self._read("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (cid,))
-        return [Message(**{k: r[k] for k in r.keys()}) for r in rows]
+        return [_message(r) for r in rows]
 
     def delete_message(self, mid: int) -> None:
         self._write(lambda db: db.execute("DELETE FROM messages WHERE id = ?", (mid,)))
+
+    def message(self, mid: int) -> Message:
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (mid,))
+        if not rows:
+            raise UserError(f"no message with id {mid}")
+        return _message(rows[0])
+
+    def update_message(self, mid: int, content: str, **stats) -> None:
+        """Replace a reply's text and stats (a continued reply); its chosen alternative follows."""
+        cols = [k for k in ("prompt_tokens", "completion_tokens", "tokens_per_s", "stop_reason") if k in stats]
+        sets = ", ".join(["content = ?"] + [f"{k} = ?" for k in cols])
+        args = (content, *[stats[k] for k in cols])
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*args, mid))
+            db.execute(f"UPDATE swipes SET {sets} WHERE message_id = ? AND position ="
+                       " (SELECT swipe FROM messages WHERE id = ?)", (*args, mid, mid))
+
+        self._write(run)
+
+    def edit_message(self, mid: int, content: str) -> Message:
+        """The user's edit: the text changes, what the model wrote is kept in `original` (once)."""
+        now = time.time()
+        self.message(mid)
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE messages SET original = COALESCE(original, content), content = ?, edited_at = ? WHERE id = ? AND content != ?", (content, now, mid, content))
+            db.execute("UPDATE swipes SET original = COALESCE(original, content), content = ? WHERE message_id = ?"
+                       " AND position = (SELECT swipe FROM messages WHERE id = ?) AND content != ?",
+                       (content, mid, mid, content))
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = (SELECT conversation_id FROM messages"
+                       " WHERE id = ?)", (now, mid))
+
+        self._write(run)
+        return self.message(mid)
+
+    # -- swipes: the alternatives of an assistant message -------------------------
+    def swipes(self, mid: int) -> list[Swipe]:
+        rows = self._read("SELECT * FROM swipes WHERE message_id = ? ORDER BY position", (mid,))
+        return [Swipe(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def swipe_counts(self, cid: int) -> dict[int, int]:
+        """{message id: number of alternatives} for the replies of a conversation that have some."""
+        rows = self._read("SELECT s.message_id, count(*) FROM swipes s JOIN messages m ON m.id = s.message_id"
+                          " WHERE m.conversation_id = ? GROUP BY s.message_id", (cid,))
+        return {r[0]: r[1] for r in rows}
+
+    def add_swipe(self, mid: int, content: str, *, shown: bool = False, **stats) -> int:
+        """Keep one more alternative of an assistant message; returns its position. The first one
+        makes the message's own text position 0 (chosen until the user picks another)."""
+        now = time.time()
+
+        def run(db: sqlite3.Connection) -> int:
+            m = db.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
+            if m is None or m["role"] != "assistant":
+                raise UserError(f"message {mid} is not a reply: only replies have alternatives")
+            if m["swipe"] is None:
+                db.execute(
+                    "INSERT INTO swipes (message_id, position, content, created_at, prompt_tokens, completion_tokens,"
+                    " tokens_per_s, stop_reason, shown, original) VALUES (?, 0, ?, ?, ?, ?, ?, ?, 1, ?)",
+                    (mid, m["content"], m["created_at"], m["prompt_tokens"], m["completion_tokens"],
+                     m["tokens_per_s"], m["stop_reason"], m["original"]))
+                db.execute("UPDATE messages SET swipe = 0 WHERE id = ?", (mid,))
+            pos = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM swipes WHERE message_id = ?",
+                             (mid,)).fetchone()[0]
+            db.execute(
+                "INSERT INTO swipes (message_id, position, content, created_at, prompt_tokens, completion_tokens,"
+                " tokens_per_s, stop_reason, shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (mid, pos, content, now, stats.get("prompt_tokens"), stats.get("completion_tokens"),
+                 stats.get("tokens_per_s"), stats.get("stop_reason"), int(shown)))
+            return int(pos)
+
+        return int(self._write(run))
+
+    def choose_swipe(self, mid: int, position: int) -> Message:
+        """Make an alternative the message's text (what the history, exports and training read)."""
+
+        def run(db: sqlite3.Connection) -> None:
+            sw = db.execute("SELECT * FROM swipes WHERE message_id = ? AND position = ?", (mid, position)).fetchone()
+            if sw is None:
+                raise UserError(f"message {mid} has no alternative {position}")
+            db.execute("UPDATE messages SET content = ?, prompt_tokens = ?, completion_tokens = ?, tokens_per_s = ?,"
+                       " stop_reason = ?, original = ?, swipe = ? WHERE id = ?",
+                       (sw["content"], sw["prompt_tokens"], sw["completion_tokens"], sw["tokens_per_s"],
+                        sw["stop_reason"], sw["original"], position, mid))
+            db.execute("UPDATE swipes SET shown = 1 WHERE id = ?", (sw["id"],))
+
+        self._write(run)
+        return self.message(mid)
+
+    # -- forks, per-chat settings, search ------------------------------------------
+    def fork(self, cid: int, mid: int) -> int:
+        """A new conversation holding this one's messages up to `mid` (their alternatives too)."""
+        conv = self.get_conversation(cid)
+        msg = self.message(mid)
+        if msg.conversation_id != cid:
+            raise UserError(f"message {mid} is not in conversation {cid}")
+        now = time.time()
+        title = make_title(f"{conv.title or 'conversation'} (fork)")
+
+        def run(db: sqlite3.Connection) -> int:
+            new = db.execute(
+                "INSERT INTO conversations (title, persona, created_at, updated_at, parent_id, forked_from, generation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, msg.persona, now, now, cid, mid, json.dumps(conv.generation))).lastrowid
+            for m in db.execute("SELECT * FROM messages WHERE conversation_id = ? AND id <= ? ORDER BY id",
+                                (cid, mid)).fetchall():
+                keys = [k for k in m.keys() if k not in ("id", "conversation_id")]
+                copied = db.execute(
+                    f"INSERT INTO messages (conversation_id, {', '.join(keys)}) VALUES (?{', ?' * len(keys)})",
+                    (new, *[m[k] for k in keys])).lastrowid
+                db.execute(
+                    "INSERT INTO swipes (message_id, position, content, created_at, prompt_tokens, completion_tokens,"
+                    " tokens_per_s, stop_reason, shown, original) SELECT ?, position, content, created_at,"
+                    " prompt_tokens, completion_tokens, tokens_per_s, stop_reason, shown, original FROM swipes"
+                    " WHERE message_id = ?", (copied, m["id"]))
+            return int(new)
+
+        return int(self._write(run))
+
+    def set_generation(self, cid: int, values: dict) -> None:
+        """This chat's generation settings (over the persona's); {} goes back to the persona's."""
+        self.get_conversation(cid)
+        self._write(lambda db: db.execute("UPDATE conversations SET generation = ? WHERE id = ?",
+                                          (json.dumps(values, sort_keys=True), cid)))
+
+    @property
+    def has_fts(self) -> bool:
+        return bool(self._read("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'"))
+
+    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+        """Every chat's messages holding all the words of `query` (each word also as a prefix, so
+        '사과' finds '사과를'), newest first."""
+        words = [w for w in query.split() if w.strip('"*')]
+        if not words:
+            return []
+        if self.has_fts:
+            match = " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+            sql = ("SELECT m.id, m.conversation_id, m.role, m.persona, m.created_at, c.title,"
+                   " snippet(messages_fts, 0, '[', ']', '…', 10) AS snip FROM messages_fts"
+                   " JOIN messages m ON m.id = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id"
+                   " WHERE messages_fts MATCH ? ORDER BY m.created_at DESC, m.id DESC LIMIT ?")
+            rows = self._read(sql, (match, limit))
+        else:
+            cond = " AND ".join("m.content LIKE ?" for _ in words)
+            rows = self._read(
+                "SELECT m.id, m.conversation_id, m.role, m.persona, m.created_at, c.title, substr(m.content, 1, 80)"
+                f" AS snip FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {cond}"
+                " ORDER BY m.created_at DESC, m.id DESC LIMIT ?", (*[f"%{w}%" for w in words], limit))
+        return [SearchHit(r["conversation_id"], r["id"], r["title"], r["role"], r["persona"],
+                          " ".join(r["snip"].split()), r["created_at"]) for r in rows]
 
     # -- export -------------------------------------------------------------------
     def export_json(self, cid: int) -> dict:
@@ -252,7 +498,16 @@ def _iso(ts: float) -> str:
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(row["id"], row["title"], row["persona"], row["created_at"], row["updated_at"], row["n"])
+    try:
+        generation = json.loads(row["generation"] or "{}")
+    except json.JSONDecodeError:
+        generation = {}
+    return Conversation(row["id"], row["title"], row["persona"], row["created_at"], row["updated_at"], row["n"],
+                        row["parent_id"], row["forked_from"], generation if isinstance(generation, dict) else {})
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(**{k: row[k] for k in row.keys()})
 
 
 def open_store(path: Path | None = None) -> ChatStore:

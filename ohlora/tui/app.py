@@ -8,6 +8,12 @@ and the memory step belong to `ohlora.conversation.Conversation`: the user's row
 committed on send, before any model work; the reply when it ends (or what was written
 when Esc stops it or the app quits).
 
+Roleplay tools on any saved message (focus one with ↑ from an empty input): alternatives
+(swipes, ←/→; for the last reply `swipes_ahead` more are written in the background while
+the user reads, and a new message cancels that), edit, fork; Ctrl+G continues the last reply,
+Ctrl+F searches every chat, F3 holds this chat's generation settings, F4 shows the lorebook
+entries the last message triggered. Only one generation runs at a time (`_engine_lock`).
+
 Keys, slash commands, the palette and help come from one table (`ohlora.tui.commands`).
 """
 
@@ -30,12 +36,13 @@ from textual.widgets import Footer, Header
 
 from ohlora.chat import ChatSession, clean_input
 from ohlora.config import Settings, get_paths
-from ohlora.conversation import Conversation, Turn
+from ohlora.conversation import SETTINGS, Conversation, Turn, parse_setting
 from ohlora.errors import UserError
 from ohlora.personas import Persona, list_personas
 from ohlora.store import ChatStore, StoreError
 from ohlora.tui.commands import COMMANDS, bindings, by_slash
-from ohlora.tui.screens import ConversationsScreen, HelpScreen, MemoryScreen
+from ohlora.tui.screens import (ConversationsScreen, EditScreen, HelpScreen, MemoryScreen, SearchScreen,
+                                SettingsScreen)
 from ohlora.tui.terminal import private_terminal, real_stderr
 from ohlora.tui.widgets import (ChatInput, MessageList, MessageView, PersonaItem, PersonaSidebar, StatusBar,
                                 reply_note)
@@ -97,6 +104,11 @@ class OhloraApp(App[int]):
         self.generating = False
         self._reply_view: MessageView | None = None
         self._said_save_error = ""  # a store failure is said once, not under every reply
+        self._engine_lock = threading.Lock()  # one generation at a time: replies and background alternatives
+        self._bg_cancel = threading.Event()
+        self._bg_mid: int | None = None  # the reply whose alternatives are being written in the background
+        self._bg_job = 0
+        self._reveal: int | None = None  # show the background alternative of this reply when it is done
         self._timings = os.environ.get(TIMINGS_ENV)
         self._mark("init")
 
@@ -256,7 +268,7 @@ class OhloraApp(App[int]):
 
     def _greeting(self) -> None:
         p = self.session.persona
-        view = MessageView("assistant", p.greeting, p.name)
+        view = MessageView("assistant", self.session.greeting, p.name)
         view.add_class("greeting")
         self._add_view(view)
 
@@ -269,6 +281,7 @@ class OhloraApp(App[int]):
     # -- conversations ------------------------------------------------------------
     def new_conversation(self) -> None:
         """A fresh screen; the conversation row is created with the first message."""
+        self._stop_background()
         self.conversation = Conversation(self.session, self.store)
         self.session.history = []
         self.message_list.remove_children()
@@ -277,12 +290,16 @@ class OhloraApp(App[int]):
 
     def open_conversation(self, cid: int) -> None:
         assert self.store is not None
+        self._stop_background()
         self.conversation = Conversation.open(self.session, self.store, cid, known_personas=set(self.personas))
         messages = self.conversation.messages()
+        counts = self.store.swipe_counts(cid)
         self.message_list.remove_children()
         for m in messages:
-            note = reply_note(m.content, m.completion_tokens, m.tokens_per_s, m.stop_reason) if m.role == "assistant" else ""
-            self.message_list.mount(MessageView(m.role, m.content, self._author(m.role, m.persona), db_id=m.id, note=note))
+            note = _note(m)
+            swipe = (m.swipe or 0, counts[m.id]) if counts.get(m.id, 0) > 1 else None
+            self.message_list.mount(MessageView(m.role, m.content, self._author(m.role, m.persona), db_id=m.id,
+                                                note=note, swipe=swipe))
         if not messages:
             self._greeting()
         self.message_list.scroll_end(animate=False)
@@ -315,19 +332,33 @@ class OhloraApp(App[int]):
             self._system(f"Not saved: {turn.save_error}", error=True)
         self._start_reply(lambda: self.conversation.reply(turn))
 
-    def _start_reply(self, stream: Callable[[], Iterable[str]]) -> None:
+    def _start_reply(self, stream: Callable[[], Iterable[str]], view: MessageView | None = None,
+                     done: Callable | None = None, note: str = "") -> None:
+        """Stream into a new reply view (or into `view`: a continued reply, an alternative)."""
+        self._stop_background()
         p = self.session.persona
-        note = "reading your message…" if self.model_ready.is_set() else "waiting for the model to load…"
-        view = self._add_view(MessageView("assistant", "", p.name, note=note))
+        note = note or ("reading your message…" if self.model_ready.is_set() else "waiting for the model to load…")
+        if view is None:
+            view = self._add_view(MessageView("assistant", "", p.name, note=note))
+        else:
+            view.set_note(note)
         view.add_class("streaming")
         self._reply_view = view
         self.generating = True
         self._update_status()
-        self._generate(stream, view)
+        self._generate(stream, view, done)
 
     @work(thread=True, exclusive=True, group="reply")
-    def _generate(self, stream: Callable[[], Iterable[str]], view: MessageView) -> None:
+    def _generate(self, stream: Callable[[], Iterable[str]], view: MessageView, done: Callable | None = None) -> None:
         self.model_ready.wait()
+        with self._engine_lock:  # a background alternative, told to stop, finishes first
+            error = self._stream_into(stream, view)
+        if done is not None:
+            self._from_thread(done, view, error)
+        else:
+            self._from_thread(self._reply_done, view, self.conversation.last, error)
+
+    def _stream_into(self, stream: Callable[[], Iterable[str]], view: MessageView) -> str:
         error = ""
         if self.model_error:
             error = f"no model: {self.model_error}"
@@ -347,7 +378,7 @@ class OhloraApp(App[int]):
                 error = str(exc)
             except Exception as exc:  # keep the app alive; say what went wrong
                 error = f"{type(exc).__name__}: {exc}"
-        self._from_thread(self._reply_done, view, self.conversation.last, error)
+        return error
 
     async def _reply_done(self, view: MessageView, turn: Turn | None, error: str) -> None:
         await view.end_stream()
@@ -373,6 +404,354 @@ class OhloraApp(App[int]):
         if turn is not None and turn.memory_error:
             self.notify(turn.memory_error, severity="warning", timeout=5)
         self.message_list.scroll_end(animate=False)
+        if turn is not None and turn.reply_id is not None and result is not None and not error:
+            self._start_background(turn.reply_id)
+
+    # -- alternatives (swipes) -----------------------------------------------------------
+    def _reply_views(self) -> list[MessageView]:
+        return [v for v in self.message_list.query(MessageView)
+                if v.role == "assistant" and v.db_id is not None and not v.has_class("greeting")]
+
+    def _view_of(self, mid: int) -> MessageView | None:
+        return next((v for v in self.message_list.query(MessageView) if v.db_id == mid), None)
+
+    def _target_reply(self) -> MessageView | None:
+        """The focused reply, or (from the input) the last one."""
+        focused = self.focused
+        if isinstance(focused, MessageView):
+            return focused if focused.role == "assistant" and focused.db_id is not None else None
+        views = self._reply_views()
+        return views[-1] if views else None
+
+    def _start_background(self, mid: int) -> None:
+        """Write `swipes_ahead` alternatives of a new reply while the user reads it."""
+        ahead = max(0, int(self.settings.swipes_ahead))
+        if not ahead or self.store is None or self.model_error:
+            return
+        try:
+            have = len(self.store.swipes(mid))
+        except UserError:
+            return
+        n = 1 + ahead - max(have, 1)
+        if n <= 0:
+            return
+        self._bg_cancel.clear()
+        self._bg_mid = mid
+        self._bg_job += 1
+        self._background(self.conversation, mid, n, self._bg_job)
+
+    def _stop_background(self) -> None:
+        """A new message, a regenerate, another chat: the background alternative stops now."""
+        if self._bg_mid is not None:
+            self._bg_cancel.set()
+            self.session.cancel()
+            self._bg_mid = None
+            self._reveal = None
+
+    @work(thread=True, group="swipes")
+    def _background(self, convo: Conversation, mid: int, n: int, job: int) -> None:
+        try:
+            with self._engine_lock:
+                for _ in range(n):
+                    if self._bg_cancel.is_set():
+                        break
+                    stream = convo.alternative(mid, shown=False, keep_partial=False)
+                    try:
+                        with real_stderr():
+                            for _piece in stream:
+                                if self._bg_cancel.is_set():
+                                    break
+                    except Exception:  # noqa: BLE001 - nothing the user asked for failed; stop quietly
+                        break
+                    finally:
+                        stream.close()
+                    alt = convo.last_alternative
+                    if alt is not None and alt.position is not None:
+                        self._from_thread(self._background_wrote, convo, mid)
+        finally:
+            self._from_thread(self._background_ended, mid, job)
+
+    def _background_wrote(self, convo: Conversation, mid: int) -> None:
+        view = self._view_of(mid) if convo is self.conversation else None
+        if view is None or self.store is None:
+            return
+        count = len(self.store.swipes(mid))
+        pos = view.swipe[0] if view.swipe else 0
+        if self._reveal == mid:
+            self._reveal = None
+            self._show_swipe(view, count - 1)
+        else:
+            view.set_swipe(pos, count, writing=self._bg_mid == mid and not self._bg_cancel.is_set())
+
+    def _background_ended(self, mid: int, job: int) -> None:
+        if job != self._bg_job:
+            return
+        self._bg_mid = None
+        view = self._view_of(mid)
+        if view is not None and view.swipe is not None:
+            view.set_swipe(*view.swipe)
+        if self._reveal == mid and view is not None:  # asked for one more, and none came: write it now
+            self._reveal = None
+            self._start_alternative(view)
+
+    def _show_swipe(self, view: MessageView, position: int) -> None:
+        assert self.store is not None and view.db_id is not None
+        try:
+            msg = self.conversation.choose(view.db_id, position)
+        except UserError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        view.set_content(msg.content)
+        view.set_note(_note(msg))
+        view.set_swipe(position, len(self.store.swipes(view.db_id)))
+
+    def action_swipe(self, delta: int) -> None:
+        view = self._target_reply()
+        if view is None:
+            self.notify("no reply to browse: focus one of the persona's replies (↑ from an empty input)",
+                        severity="warning")
+            return
+        if self.generating:
+            self.notify("still writing: wait, or press Esc to stop it", severity="warning")
+            return
+        if self.store is None:
+            self._system(f"Alternatives are not kept: {self.store_error}", error=True)
+            return
+        count = max(len(self.store.swipes(view.db_id)), 1)
+        pos = view.swipe[0] if view.swipe else 0
+        new = pos + delta
+        if new < 0:
+            self.notify("this is the first alternative", timeout=2)
+        elif new < count:
+            self._show_swipe(view, new)
+        elif self._bg_mid == view.db_id:
+            self._reveal = view.db_id  # the background one is on its way: show it when done
+            view.set_swipe(pos, count, writing=True)
+        else:
+            self._start_alternative(view)
+
+    def action_swipe_prev(self) -> None:
+        self.action_swipe(-1)
+
+    def action_swipe_next(self) -> None:
+        self.action_swipe(1)
+
+    def _start_alternative(self, view: MessageView) -> None:
+        """Write one more alternative of this reply, streamed into its view."""
+        mid = view.db_id
+        assert mid is not None
+        convo = self.conversation
+        before = (view.text, view.note, view.swipe)
+        count = view.swipe[1] if view.swipe else 1
+        view.set_content("")
+        view.set_swipe(view.swipe[0] if view.swipe else 0, count, writing=True)
+        self._start_reply(lambda: convo.alternative(mid, shown=True), view,
+                          lambda v, error: self._alternative_done(v, convo, before, error), "writing an alternative…")
+
+    async def _alternative_done(self, view: MessageView, convo: Conversation, before: tuple, error: str) -> None:
+        await view.end_stream()
+        self._reply_view = None
+        view.remove_class("streaming")
+        self.generating = False
+        alt = convo.last_alternative
+        if alt is not None and alt.position is not None and convo is self.conversation:
+            self._show_swipe(view, alt.position)
+        else:
+            text, note, swipe = before
+            view.set_content(text)
+            view.set_note(note)
+            view.set_swipe(*(swipe or (None,)))
+            self.notify(f"no alternative: {error or 'stopped before it wrote anything'}", severity="warning")
+        self._update_status()
+
+    # -- continue, edit, fork ------------------------------------------------------------
+    def action_continue_reply(self) -> None:
+        if self.generating:
+            self.notify("still writing: press Esc first", severity="warning")
+            return
+        rows = self.conversation.messages()
+        view = self._view_of(rows[-1].id) if rows and rows[-1].role == "assistant" else None
+        if view is None:
+            self.notify("nothing to continue: the last message is not a reply", severity="warning")
+            return
+        self._start_reply(self.conversation.continue_last, view, note="continuing…")
+
+    def _focused_message(self, role: str | None = None) -> MessageView | None:
+        """The focused saved message, or the last saved one (of `role`)."""
+        focused = self.focused
+        if isinstance(focused, MessageView) and focused.db_id is not None:
+            return focused
+        views = [v for v in self.message_list.query(MessageView)
+                 if v.db_id is not None and (role is None or v.role == role)]
+        return views[-1] if views else None
+
+    def action_edit_message(self) -> None:
+        if self.generating:
+            self.notify("still writing: press Esc first", severity="warning")
+            return
+        view = self._focused_message("user")
+        if view is None:
+            self.notify("no saved message to edit yet", severity="warning")
+            return
+        mid = view.db_id
+        assert mid is not None
+        who = "your message" if view.role == "user" else f"{view.author}'s reply"
+
+        def done(text: str | None) -> None:
+            if text is None or text == view.text:
+                return
+            try:
+                msg = self.conversation.edit(mid, text)
+            except UserError as exc:
+                self._system(str(exc), error=True)
+                return
+            view.set_content(msg.content)
+            if view.role == "assistant":
+                view.set_note(_note(msg))
+                self.notify("reply edited: the chat goes on from your text", timeout=3)
+                return
+            rows = self.conversation.messages()
+            if rows[-1].id == mid:  # unanswered: answer the edited text
+                self._start_reply(self.conversation.answer_last)
+            elif len(rows) >= 2 and rows[-2].id == mid and rows[-1].role == "assistant":
+                old = self._view_of(rows[-1].id)  # its reply answered the old text: write a new one
+                if old is not None:
+                    old.remove()
+                self._start_reply(self.conversation.regenerate)
+            else:
+                self.notify("edited; the messages after it stay. Press f on it to fork a conversation that "
+                            "goes on from the edited text", timeout=6)
+
+        self.push_screen(EditScreen(f"Edit {who} (Ctrl+S save · Esc cancel)", view.text), done)
+
+    def action_fork_here(self) -> None:
+        if self.generating:
+            self.notify("still writing: press Esc first", severity="warning")
+            return
+        view = self._focused_message()
+        if view is None:
+            self.notify("nothing to fork yet: send a message first", severity="warning")
+            return
+        old = self.conversation_id
+        try:
+            new = self.conversation.fork(view.db_id)  # type: ignore[arg-type]
+        except UserError as exc:
+            self._system(str(exc), error=True)
+            return
+        self.open_conversation(new)
+        self._system(f"Forked conversation {old} into {new} up to this message; {old} stays as it was.")
+        rows = self.conversation.messages()
+        if rows and rows[-1].role == "user":
+            self._start_reply(self.conversation.answer_last)
+
+    def on_chat_input_leave_up(self, event: ChatInput.LeaveUp) -> None:
+        views = [v for v in self.message_list.query(MessageView) if v.db_id is not None]
+        if views:
+            views[-1].focus()
+            self.message_list.scroll_to_widget(views[-1], animate=False)
+
+    def action_focus_message(self, delta: int) -> None:
+        views = list(self.message_list.query(MessageView))
+        focused = self.focused
+        if not isinstance(focused, MessageView) or focused not in views:
+            return
+        i = views.index(focused) + delta
+        if i >= len(views):
+            self.query_one(ChatInput).focus()
+        elif i >= 0:
+            views[i].focus()
+            self.message_list.scroll_to_widget(views[i], animate=False)
+
+    def action_leave_message(self) -> None:
+        if self.generating:
+            self.action_stop()
+        else:
+            self.query_one(ChatInput).focus()
+
+    # -- search, chat settings, lorebook -------------------------------------------------
+    def action_search(self, words: str = "") -> None:
+        if self.store is None:
+            self._system(f"Search needs the saved conversations: {self.store_error}", error=True)
+            return
+        if self.generating:
+            self.notify("still writing: press Esc first", severity="warning")
+            return
+
+        def chosen(result: tuple[int, int] | None) -> None:
+            if result is None:
+                return
+            cid, mid = result
+            if cid != self.conversation_id:
+                try:
+                    self.open_conversation(cid)
+                except UserError as exc:
+                    self._system(str(exc), error=True)
+                    return
+            view = self._view_of(mid)
+            if view is not None:
+                view.focus()
+                self.call_after_refresh(self.message_list.scroll_to_widget, view, animate=False, top=True)
+
+        names = {p.id: p.name for p in self.personas.values()}
+        self.push_screen(SearchScreen(self.store, names, words), chosen)
+
+    def _settings_text(self) -> str:
+        gen = self.conversation.generation()
+        rows = [f"- {k} = {getattr(gen, k)}" + (" (this chat)" if k in self.conversation.overrides else "")
+                for k in SETTINGS]
+        return "Generation settings (F3 to edit, `/set KEY VALUE`, `/set KEY default`):\n" + "\n".join(rows)
+
+    def action_chat_settings(self) -> None:
+        defaults = {k: getattr(self.session.persona.generation, k) for k in SETTINGS}
+
+        def done(values: dict | None) -> None:
+            if values is None:
+                return
+            try:
+                self.conversation.set_generation(values)
+            except UserError as exc:
+                self._system(str(exc), error=True)
+                return
+            self._system(self._settings_text())
+
+        self.push_screen(SettingsScreen(dict(self.conversation.overrides), defaults), done)
+
+    def action_set(self, arg: str = "") -> None:
+        key, _, value = arg.strip().partition(" ")
+        if not key:
+            self._system(self._settings_text())
+            return
+        values = dict(self.conversation.overrides)
+        try:
+            if value.strip().lower() in ("", "default", "reset"):
+                parse_setting(key, getattr(self.session.persona.generation, key, 0))  # a known key?
+                values.pop(key, None)
+            else:
+                values[key] = parse_setting(key, value.strip())
+            self.conversation.set_generation(values)
+        except UserError as exc:
+            self._system(str(exc), error=True)
+            return
+        self.notify(f"{key} = {getattr(self.conversation.generation(), key)} for this chat", timeout=3)
+
+    def action_lore(self) -> None:
+        lore = self.session.lore()
+        name = self.session.persona.name
+        if lore.error:
+            self._system(f"The lorebook could not be read: {lore.error}", error=True)
+            return
+        if not lore.books:
+            self._system(f"{name} has no lorebook. Import a card with a `character_book`, or attach a World Info "
+                         f"file: `ohlora persona import FILE --into {self.session.persona.id}`.")
+            return
+        entries = sum(len(b.entries) for b in lore.books)
+        head = f"Lorebook of {name}: {len(lore.books)} book(s), {entries} entries."
+        hits = self.session.last_lore
+        if not hits:
+            self._system(head + "\n\nNothing fired for the last message.")
+            return
+        lines = [f"- {'✓' if h.included else '✗'} {h.line()}" for h in hits]
+        self._system(head + "\n\nFor the last message:\n" + "\n".join(lines))
 
     # -- actions (one per entry of ohlora.tui.commands.COMMANDS) ---------------------
     def action_stop(self) -> None:
@@ -451,6 +830,7 @@ class OhloraApp(App[int]):
         if self.generating:
             self.notify("still writing: press Esc first", severity="warning")
             return
+        self._stop_background()
         views = [v for v in self.message_list.query(MessageView)
                  if v.role in ("user", "assistant") and not v.has_class("greeting")]
         if len(views) < 2 or views[-1].role != "assistant" or views[-2].role != "user":
@@ -558,6 +938,7 @@ class OhloraApp(App[int]):
         self.exit(0)
 
     def on_unmount(self) -> None:
+        self._bg_cancel.set()
         self.conversation.stop()
         close = getattr(self.memory, "close", None)
         if close is not None:
@@ -586,6 +967,14 @@ class OhloraApp(App[int]):
         for p in self.personas.values():
             yield SystemCommand(f"Persona: {p.name} ({p.id})", p.greeting, lambda pid=p.id: self.switch_persona(pid))
         yield SystemCommand("Theme", "Change the current theme", self.action_change_theme)
+
+
+def _note(m: Any) -> str:
+    """The line under a saved message: tokens, speed and stop reason of a reply; edited or not."""
+    note = reply_note(m.content, m.completion_tokens, m.tokens_per_s, m.stop_reason) if m.role == "assistant" else ""
+    if getattr(m, "edited_at", None):
+        note = f"{note} · edited" if note else "edited"
+    return note
 
 
 def _base_label(spec: str) -> str:

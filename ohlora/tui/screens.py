@@ -1,4 +1,4 @@
-"""Modal screens: help, conversation list, rename prompt, memory panel."""
+"""Modal screens: help, conversation list, rename prompt, memory panel, edit, search, chat settings."""
 
 from __future__ import annotations
 
@@ -230,3 +230,152 @@ class MemoryScreen(ModalScreen[None]):
             else:
                 self.notify("forgotten", timeout=2)
             self.reload()
+
+
+class EditScreen(ModalScreen[str | None]):
+    """Edit one message's text: Ctrl+S saves, Esc cancels."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import TextArea
+
+        with Vertical(id="dialog", classes="wide"):
+            yield Label(self.title_text, classes="title")
+            yield TextArea(self.text, id="edit-text", soft_wrap=True, show_line_numbers=False)
+            yield Label("Ctrl+S save · Esc cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#edit-text").focus()
+
+    def action_save(self) -> None:
+        from textual.widgets import TextArea
+
+        self.dismiss(self.query_one("#edit-text", TextArea).text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HitItem(ListItem):
+    def __init__(self, hit: Any, text: str) -> None:
+        super().__init__(Label(text, markup=False))
+        self.hit = hit
+
+
+class SearchScreen(ModalScreen["tuple[int, int] | None"]):
+    """Search every chat (SQLite FTS5); Enter on a hit dismisses with (conversation id, message id)."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("down", "results", "Results", show=False)]
+
+    def __init__(self, store: "ChatStore", names: dict[str, str], query: str = "") -> None:
+        super().__init__()
+        self.store = store
+        self.names = names
+        self.query_text = query
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide"):
+            yield Label("Search every chat", classes="title")
+            yield Input(self.query_text, id="search-input", placeholder="words to find (each also as a prefix)")
+            yield ListView(id="search-results")
+            yield Label("Type to search · ↓ to the results · Enter jump to the message · Esc close", classes="hint",
+                        id="search-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#search-input").focus()
+        if self.query_text:
+            self.run_search(self.query_text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.run_search(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_results()
+
+    def run_search(self, query: str) -> None:
+        view = self.query_one("#search-results", ListView)
+        view.clear()
+        try:
+            hits = self.store.search(query)
+        except Exception as exc:  # a StoreError: say it, keep the screen
+            self.query_one("#search-hint", Label).update(f"search failed: {exc}")
+            return
+        for h in hits:
+            who = "you" if h.role == "user" else self.names.get(h.persona, h.persona)
+            when = time.strftime("%Y-%m-%d", time.localtime(h.created_at))
+            title = h.title or "(untitled)"
+            if cell_len(title) > 28:
+                title = set_cell_size(title, 27) + "…"
+            view.append(HitItem(h, f"#{h.conversation_id} {title} · {when} · {who}: {h.snippet}"))
+        n = len(hits)
+        self.query_one("#search-hint", Label).update(
+            (f"{n} hit{'s' if n != 1 else ''} · " if query.strip() else "")
+            + "↓ to the results · Enter jump to the message · Esc close")
+
+    def action_results(self) -> None:
+        view = self.query_one("#search-results", ListView)
+        if view.children:
+            view.index = view.index or 0
+            view.focus()
+
+    def on_list_view_selected(self, event: ListView.Selected) -> None:
+        if isinstance(event.item, HitItem):
+            self.dismiss((event.item.hit.conversation_id, event.item.hit.message_id))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class SettingsScreen(ModalScreen["dict | None"]):
+    """This chat's generation settings; an empty field means the persona's value. Ctrl+S saves."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: dict, defaults: dict) -> None:
+        super().__init__()
+        self.current = current
+        self.defaults = defaults
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Horizontal
+
+        with Vertical(id="dialog"):
+            yield Label("Generation settings for this chat", classes="title")
+            for key, default in self.defaults.items():
+                with Horizontal(classes="setting"):
+                    yield Label(f"{key:<16}", classes="setting-name")
+                    value = self.current.get(key)
+                    yield Input("" if value is None else str(value), id=f"set-{key}",
+                                placeholder=f"{default} (persona)")
+            yield Label("Empty: the persona's value · Tab next · Ctrl+S save · Esc cancel", classes="hint",
+                        id="settings-hint")
+
+    def on_mount(self) -> None:
+        self.query(Input).first().focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_save()
+
+    def action_save(self) -> None:
+        from ohlora.conversation import parse_setting
+        from ohlora.errors import UserError
+
+        values = {}
+        for key in self.defaults:
+            raw = self.query_one(f"#set-{key}", Input).value.strip()
+            if raw:
+                try:
+                    values[key] = parse_setting(key, raw)
+                except UserError as exc:
+                    self.query_one("#settings-hint", Label).update(str(exc))
+                    return
+        self.dismiss(values)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -29,11 +29,22 @@ class ChatInput(TextArea):
     def __init__(self, **kwargs) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
 
+    @dataclass
+    class LeaveUp(TMessage):
+        """Up in an empty input: go to the messages (swipe, edit, fork a focused one)."""
+
+        input: "ChatInput"
+
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
             event.stop()
             event.prevent_default()
             self.post_message(self.Submitted(self, self.text))
+            return
+        if event.key == "up" and not self.text:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.LeaveUp(self))
             return
         await super()._on_key(event)
 
@@ -42,18 +53,33 @@ class ChatInput(TextArea):
 
 
 class MessageView(Vertical):
-    """One chat message. Assistant text renders as Markdown and can be streamed into."""
+    """One chat message. Assistant text renders as Markdown and can be streamed into.
+
+    Focused (Up from an empty input, or Tab), a saved message takes keys of its own: ←/→
+    browse a reply's alternatives (→ past the last writes a new one), e edits, f forks a new
+    conversation from it, ↑/↓ move between messages, Esc goes back to the input."""
 
     can_focus = True
-    BINDINGS = [Binding("c", "copy", "Copy message")]
+    BINDINGS = [
+        Binding("c", "copy", "Copy message"),
+        Binding("left", "app.swipe(-1)", "Previous alternative", show=False),
+        Binding("right", "app.swipe(1)", "Next alternative", show=False),
+        Binding("e", "app.edit_message", "Edit", show=False),
+        Binding("f", "app.fork_here", "Fork", show=False),
+        Binding("up", "app.focus_message(-1)", "Previous message", show=False),
+        Binding("down", "app.focus_message(1)", "Next message", show=False),
+        Binding("escape,i", "app.leave_message", "Back to the input", show=False),
+    ]
 
-    def __init__(self, role: str, content: str, author: str, *, db_id: int | None = None, note: str = "") -> None:
+    def __init__(self, role: str, content: str, author: str, *, db_id: int | None = None, note: str = "",
+                 swipe: tuple[int, int] | None = None) -> None:
         super().__init__(classes=f"message {role}")
         self.role = role
         self.author = author
         self.text = content
         self.db_id = db_id
         self.note = note
+        self.swipe = swipe  # (position, count) of a reply with alternatives
         self._stream: MarkdownStream | None = None
 
     def compose(self):
@@ -62,9 +88,28 @@ class MessageView(Vertical):
             yield Markdown(self.text, classes="body")
         else:
             yield Static(self._user_text(), classes="body", markup=False)
+        swipes = Label(self._swipe_text(), classes="swipes")
+        swipes.display = self.swipe is not None
+        yield swipes
         note = Label(self.note, classes="note")
         note.display = bool(self.note)
         yield note
+
+    def _swipe_text(self) -> str:
+        if self.swipe is None:
+            return ""
+        pos, count = self.swipe
+        return f"◀ {pos + 1}/{count} ▶  ←/→ alternatives"
+
+    def set_swipe(self, position: int | None, count: int = 0, writing: bool = False) -> None:
+        """Show which alternative this is (None: hide); `writing`: another one is on its way."""
+        self.swipe = None if position is None else (position, count)
+        label = self.query_one(".swipes", Label)
+        text = self._swipe_text()
+        if writing:
+            text = (text + " · " if text else "") + f"writing alternative {count + 1}…"
+        label.update(text)
+        label.display = bool(text)
 
     def _user_text(self) -> Text:
         shown = self.text

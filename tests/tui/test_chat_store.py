@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ohlora.errors import UserError
-from ohlora.store import SCHEMA_VERSION, ChatStore, StoreError
+from ohlora.store import MIGRATIONS, SCHEMA_VERSION, ChatStore, StoreError
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def store(tmp_path):
 
 
 def test_schema_is_versioned_and_wal(store, tmp_path):
-    assert store.schema_version == SCHEMA_VERSION == 1
+    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
     cols = {r[1] for r in store.db.execute("PRAGMA table_info(messages)")}
@@ -26,7 +26,7 @@ def test_schema_is_versioned_and_wal(store, tmp_path):
             "completion_tokens", "tokens_per_s", "stop_reason"} <= cols
     store.close()
     again = ChatStore(tmp_path / "chat.db")  # reopening runs no migration twice
-    assert again.schema_version == 1
+    assert again.schema_version == SCHEMA_VERSION
     again.close()
 
 

@@ -13,7 +13,9 @@ SIZE = (100, 32)
 
 
 def settings(**kw):
-    """The user's settings with memory off (the memory package has its own tests)."""
+    """The user's settings with memory off (the memory package has its own tests) and no
+    background alternatives (tests of swipes turn them on: `swipes_ahead=1`)."""
+    kw.setdefault("swipes_ahead", 0)
     return replace(load_settings(), memory=False, **kw)
 
 
@@ -73,7 +75,8 @@ def make_fake_app(monkeypatch, tmp_path, replies: list[str], delay: float = 0.0,
     monkeypatch.setenv("OHLORA_FAKE_DELAY", str(delay))
     memory = kw.pop("memory", False)
     embedder = kw.pop("embedder", "hash")
-    return OhloraApp(replace(load_settings(), backend="fake", memory=memory, embedder=embedder), **kw)
+    ahead = kw.pop("swipes_ahead", 0)  # background alternatives take replies from the script too
+    return OhloraApp(replace(load_settings(), backend="fake", memory=memory, embedder=embedder, swipes_ahead=ahead), **kw)
 
 
 def engine(app):
