@@ -277,14 +277,15 @@ class Conversation:
             added = "".join(parts).rstrip()  # as streamed: a leading space joins the words
             turn.reply = last.content + added
             reason = result.stop_reason if result is not None else ("error" if turn.error else "cancelled")
-            if result is not None:
-                turn.result = replace(result, text=turn.reply)
+            if result is not None:  # the whole reply: its text and every token written for it
+                turn.result = replace(result, text=turn.reply,
+                                      completion_tokens=(last.completion_tokens or 0) + result.completion_tokens)
             turn._saved = True
             if added and self.store is not None:
                 stats: dict = {"stop_reason": reason}
-                if result is not None:
-                    stats.update(completion_tokens=(last.completion_tokens or 0) + result.completion_tokens,
-                                 tokens_per_s=round(result.tokens_per_s, 2))
+                if turn.result is not None:
+                    stats.update(completion_tokens=turn.result.completion_tokens,
+                                 tokens_per_s=round(turn.result.tokens_per_s, 2))
                 try:
                     self.store.update_message(last.id, turn.reply, **stats)
                 except StoreError as exc:

@@ -70,7 +70,7 @@ class FakeBackend(EngineBase):
     def stream(self, prompt: str, gen: "Generation", stop: Sequence[str] = ()) -> Iterator[str]:
         _, max_new, state = self.start_stream(prompt, gen, stop)
         self.prompts.append(prompt)
-        pieces = re.findall(r"\S+\s*", self.reply_for(prompt))
+        pieces = re.findall(r"\s*\S+\s*", self.reply_for(prompt))  # a leading space stays (a continuation)
 
         def tokens() -> Iterator[int]:
             for i in range(len(pieces)):
