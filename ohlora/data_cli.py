@@ -19,8 +19,10 @@ What counts:
 - Forks copy their conversation's rows: a row that is the start of a longer one is dropped,
   and pairs are kept once.
 
-DPO training on preference.json (`ohlora train --method dpo`) is not built yet; see
-docs/ROLEPLAY.md ("What DPO needs").
+Each pair also says its persona, kind (swipe / edit), the clock of the user's message (`now`)
+and where it came from; LLaMA-Factory reads only the columns dataset_info.json names.
+`ohlora train --method dpo --persona ID --data OUT/preference.json --output DIR` trains the
+persona's adapter further on the pairs (training/dpo.py).
 """
 
 from __future__ import annotations
@@ -174,7 +176,8 @@ def _pairs(store: Any, messages: list, ex: Exchange, systems: dict[str, str], se
                 "rejected": {"from": "gpt", "value": rejected}}
         if systems.get(r.persona):
             pair["system"] = systems[r.persona]
-        pair.update(persona=r.persona, kind=kind, source=f"conversation {r.conversation_id}, message {r.id}")
+        pair.update(persona=r.persona, kind=kind, now=_stamp(ex.user.created_at),
+                    source=f"conversation {r.conversation_id}, message {r.id}")
         out.pairs.append(pair)
         if kind == "swipe":
             out.swipe_pairs += 1
