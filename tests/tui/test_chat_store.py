@@ -131,3 +131,34 @@ def test_writes_from_two_threads(store):
     for t in threads:
         t.join()
     assert len(store.messages(cid)) == 40
+
+
+def test_a_database_from_before_swipes_opens_upgraded_and_searchable(tmp_path):
+    """A file written by the first schema (conversations and messages only) gains alternatives,
+    edits, forks, settings and the search index when it is opened; its rows are kept and found."""
+    from ohlora.db import Database
+
+    path = tmp_path / "old.db"
+    old = Database(path, MIGRATIONS[:1], label="chat database")
+    with old.transaction() as con:
+        con.execute("INSERT INTO conversations (title, persona, created_at, updated_at) VALUES ('옛날 대화', 'ohlora', 1, 1)")
+        con.execute("INSERT INTO messages (conversation_id, role, content, persona, created_at) "
+                    "VALUES (1, 'user', '우리 고양이 이름은 나비야', 'ohlora', 1)")
+        con.execute("INSERT INTO messages (conversation_id, role, content, persona, created_at, stop_reason) "
+                    "VALUES (1, 'assistant', '나비 귀엽다', 'ohlora', 2, 'end_of_turn')")
+    assert old.schema_version == 1
+    old.close()
+
+    store = ChatStore(path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [(m.role, m.content, m.swipe, m.original) for m in store.messages(1)] == [
+            ("user", "우리 고양이 이름은 나비야", None, None), ("assistant", "나비 귀엽다", None, None)]
+        assert store.get_conversation(1).generation == {} and store.get_conversation(1).parent_id is None
+        assert [h.message_id for h in store.search("나비")] == [2, 1]  # old rows are in the new index
+        assert store.add_swipe(2, "나비라니 예쁜 이름!", shown=True) == 1
+        assert [s.content for s in store.swipes(2)] == ["나비 귀엽다", "나비라니 예쁜 이름!"]
+        assert store.edit_message(1, "우리 강아지 이름은 초코야").original == "우리 고양이 이름은 나비야"
+        assert [h.message_id for h in store.search("초코")] == [1] and [h.message_id for h in store.search("나비")] == [2]
+    finally:
+        store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.tui.tui_helpers import SIZE, engine, make_fake_app, rows, type_and_send, wait_for
 from textual.widgets import Input, TextArea
 
-from ohlora.tui.screens import EditScreen, HitItem, SearchScreen
+from ohlora.tui.screens import EditScreen, HitItem, SearchScreen, SettingsScreen
 from ohlora.tui.widgets import MessageView
 
 WAIT = 30  # seconds; a quiet run needs well under one for each step
@@ -379,3 +379,39 @@ async def test_search_follows_edits(monkeypatch, tmp_path):
         hits = await _search(pilot, app, "바둑")
         assert [h.hit.message_id for h in hits] == [reply.db_id]
         assert await _search(pilot, app, "좋은") == []
+
+
+# -- per-chat generation settings -----------------------------------------------------------------
+async def test_chat_settings_are_saved_with_the_chat_and_used(monkeypatch, tmp_path):
+    import json
+
+    long = "하나 둘 셋 넷 다섯 여섯"
+    app = make_fake_app(monkeypatch, tmp_path, [long])
+    async with app.run_test(size=SIZE) as pilot:
+        await _start(pilot, app)
+        await type_and_send(pilot, "세어 봐")
+        await _idle(pilot, app)
+        cid = app.conversation_id
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), timeout=WAIT)
+        app.screen.query_one("#set-max_tokens", Input).value = "2"
+        app.screen.query_one("#set-temperature", Input).value = "0.3"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen), timeout=WAIT)
+        saved = rows("SELECT generation FROM conversations WHERE id = ?", (cid,))[0][0]
+        assert json.loads(saved) == {"max_tokens": 2, "temperature": 0.3}
+        await type_and_send(pilot, "또 세어 봐")
+        await _idle(pilot, app)
+        assert rows("SELECT content, stop_reason FROM messages WHERE role = 'assistant' ORDER BY id") == [
+            (long, "end_of_turn"), ("하나 둘", "max_tokens")]  # this chat's max_tokens, not the persona's
+
+        await pilot.press("ctrl+n")  # a new chat starts from the persona's settings ...
+        await pilot.pause()
+        assert app.conversation.overrides == {}
+        app.open_conversation(cid)  # ... and the old one comes back with its own
+        assert app.conversation.generation().max_tokens == 2 and app.conversation.generation().temperature == 0.3
+        await type_and_send(pilot, "/set max_tokens default")
+        await type_and_send(pilot, "/set temperature 9")  # out of range: refused, nothing saved
+        await pilot.pause()
+        assert any("temperature must be between" in v.text for v in _views(app, "system"))
+    assert json.loads(rows("SELECT generation FROM conversations WHERE id = ?", (cid,))[0][0]) == {"temperature": 0.3}
