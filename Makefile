@@ -20,7 +20,7 @@ chat: install
 	$(BIN)/ohlora
 
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=25
 
 test-fast: install  # the scripted engine and the hash embedder: no model loads (under a minute)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
