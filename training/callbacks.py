@@ -48,6 +48,21 @@ class RecorderCallback(TrainerCallback):
             self.meter.history.append(row)
 
 
+def _any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is on any (all ranks call it at the same step), so a Ctrl-C
+    that reaches the ranks a moment apart still stops them all after the same step."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return flag
+    import torch
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 class InterruptCallback(TrainerCallback):
     """First Ctrl-C: finish the current step, save a checkpoint, stop. Second: stop now."""
 
@@ -67,7 +82,8 @@ class InterruptCallback(TrainerCallback):
             self._old = None
 
     def on_step_end(self, args, state, control, **kw):
-        if self.interrupted:
+        if _any_rank(self.interrupted):  # every rank calls it, every step
+            self.interrupted = True
             control.should_save = True
             control.should_training_stop = True
         return control

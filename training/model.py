@@ -23,8 +23,25 @@ def default_threads() -> None:
         torch.set_num_threads(os.cpu_count() or 1)
 
 
+def quiet_libraries() -> None:
+    """Silence two import-time lines that are no use here: bitsandbytes' note that a CPU kernel
+    from the Hub is missing (an inference-only gemv kernel; training uses the dequantizing path) and
+    DeepSpeed's 'Setting accelerator to CPU' guess (set it, on a machine without CUDA)."""
+    import logging
+    import warnings
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*all_gather_into_tensor. is deprecated")  # once per ZeRO-3 gather
+    if "DS_ACCELERATOR" not in os.environ:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["DS_ACCELERATOR"] = "cpu"
+
+
 def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
-    """The base from its HF folder: 4-bit under --qlora, bf16 on a bf16 GPU, float32 otherwise."""
+    """The base from its HF folder: 4-bit NF4 under --qlora (CUDA or CPU), bf16 on a bf16 GPU,
+    float32 otherwise."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -32,12 +49,16 @@ def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     if cfg.qlora:
         from transformers import BitsAndBytesConfig
 
+        # compute in bf16 on a bf16 GPU, else fp16 on CUDA; float32 on the CPU (bf16 is emulated
+        # on most CPUs, and fp16 matmuls are slow there)
+        compute = torch.bfloat16 if dev.bf16 else (torch.float16 if dev.cuda else torch.float32)
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if dev.bf16 else torch.float16,
+            bnb_4bit_compute_dtype=compute,
         )
-        kwargs["dtype"] = torch.bfloat16 if dev.bf16 else torch.float16
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # one 4-bit copy per GPU under DDP
+        kwargs["dtype"] = compute
+        # one 4-bit copy per process: this rank's GPU under DDP, or the CPU
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0")) if dev.cuda else "cpu"}
     elif dev.cuda:
         kwargs["dtype"] = torch.bfloat16 if dev.bf16 else torch.float32
     else:
@@ -45,7 +66,7 @@ def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     try:
         model = AutoModelForCausalLM.from_pretrained(str(hf_dir), **kwargs)
     except torch.OutOfMemoryError:
-        raise UserError("out of memory while loading the base model; try --qlora on a GPU or a smaller base") from None
+        raise UserError("out of memory while loading the base model; try --qlora or a smaller base") from None
     model.config.use_cache = False
     if cfg.qlora:
         from peft import prepare_model_for_kbit_training
@@ -54,12 +75,30 @@ def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     return model
 
 
+_OUTPUT: list = []
+
+
+def _target_loss_output():
+    """The output of a target-loss forward: the loss and how many target tokens it averaged.
+    A declared field, so DDP can flatten and rebuild the output (an extra key would not survive)."""
+    if not _OUTPUT:
+        from dataclasses import dataclass
+
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        @dataclass
+        class TargetLossOutput(CausalLMOutputWithPast):
+            n_target: int | None = None
+
+        _OUTPUT.append(TargetLossOutput)
+    return _OUTPUT[0]
+
+
 def patch_target_loss(model) -> None:
     """Let `model(..., labels=..., ohlora_target_loss=True)` return the target-only loss.
 
     The loss runs inside the model's forward, so DDP / DeepSpeed hooks see a normal forward.
     """
-    from transformers.modeling_outputs import CausalLMOutputWithPast
     from trl.trainer.utils import maybe_gather_lm_head_ctx
 
     from training.loss import target_cross_entropy
@@ -81,9 +120,7 @@ def patch_target_loss(model) -> None:
         head = self.get_output_embeddings()
         with maybe_gather_lm_head_ctx(head.weight):
             loss, n = target_cross_entropy(hidden, labels, head.weight, softcap, num_items_in_batch)
-        out = CausalLMOutputWithPast(loss=loss)
-        out["n_target"] = n
-        return out
+        return _target_loss_output()(loss=loss, n_target=n)
 
     model.forward = types.MethodType(forward, model)
 

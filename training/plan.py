@@ -31,6 +31,33 @@ def native_cpu_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+BNB_CPU_MIN = (0, 46, 1)  # the first bitsandbytes with 4-bit NF4 kernels on the CPU
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_bitsandbytes(cuda: bool) -> str:
+    """--qlora runs wherever bitsandbytes does 4-bit: CUDA, or the CPU from 0.46.1 on. Returns its version."""
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise UserError("--qlora needs bitsandbytes >= 0.46.1: pip install 'bitsandbytes>=0.46.1' "
+                        "(or drop --qlora: LoRA on a float32 base)") from None
+    version = getattr(bitsandbytes, "__version__", "0")
+    if not cuda and _version_tuple(version) < BNB_CPU_MIN:
+        raise UserError(
+            f"--qlora on the CPU needs bitsandbytes >= 0.46.1 (this is {version}, whose 4-bit layers need CUDA): "
+            "pip install -U 'bitsandbytes>=0.46.1', or drop --qlora to train on the CPU (LoRA, float32 weights)"
+        )
+    return version
+
+
 @dataclass(frozen=True)
 class Devices:
     cuda: bool
@@ -60,16 +87,16 @@ def device_plan(cfg: TrainConfig) -> Devices:
     import torch
 
     cuda = torch.cuda.is_available()
-    if cfg.qlora and not cuda:
-        raise UserError(
-            "--qlora needs a CUDA GPU (bitsandbytes 4-bit), and none was found; "
-            "drop --qlora to train on the CPU (LoRA, float32 weights)"
-        )
     if cfg.qlora:
+        check_bitsandbytes(cuda)
+    if cfg.qlora and cfg.zero3:
+        raise UserError("--qlora and DeepSpeed ZeRO-3 do not mix (4-bit weights cannot be sharded); "
+                        "use --qlora with --nproc N (DDP), or ZeRO-3 without --qlora")
+    if cfg.zero3:
         try:
-            import bitsandbytes  # noqa: F401
+            import deepspeed  # noqa: F401
         except ImportError:
-            raise UserError("--qlora needs bitsandbytes: pip install 'ohlora[gpu]' (or pip install bitsandbytes)") from None
+            raise UserError("ZeRO-3 (--launcher deepspeed / --zero3) needs deepspeed: pip install deepspeed") from None
     if cfg.bf16 not in ("auto", "on", "off"):
         raise UserError(f"--bf16 must be auto, on or off (got {cfg.bf16!r})")
     if cuda:

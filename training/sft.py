@@ -49,7 +49,7 @@ def train(cfg: TrainConfig, console=None, on_trainer: Callable | None = None) ->
             ) from None
         raise
     except MemoryError:
-        raise UserError("out of memory: lower --batch-size or --max-length (or use --qlora on a GPU)") from None
+        raise UserError("out of memory: lower --batch-size or --max-length (or use --qlora: a 4-bit base)") from None
 
 
 def _train(cfg: TrainConfig, console, on_trainer: Callable | None) -> TrainResult:
@@ -64,12 +64,12 @@ def _train(cfg: TrainConfig, console, on_trainer: Callable | None) -> TrainResul
     from training.fingerprint import base_fingerprint
     from training.report import build_report, plot_loss, write_report
 
-    say = console.print if console is not None else (lambda *a, **k: None)
     t_start = time.perf_counter()
 
     # plan: every check that needs no model, then the base's fingerprint
     check_numbers(cfg)
     dev = device_plan(cfg)
+    say = console.print if console is not None and dev.is_main else (lambda *a, **k: None)  # rank 0 speaks
     plan = run_plan(cfg)
     hf_dir = Path(ensure_hf_copy(plan.base))
     fp = base_fingerprint(plan.base, json.loads((hf_dir / "config.json").read_text(encoding="utf-8")))
@@ -89,14 +89,16 @@ def _train(cfg: TrainConfig, console, on_trainer: Callable | None) -> TrainResul
     say(f"data: {len(train_split.encoded)} training / {len(eval_enc)} eval conversations; "
         f"base {plan.base.name}; output {plan.output}")
 
-    # the partial folder and the schedule
-    resume_ck = prepare_partial(plan, cfg.resume, fp, dev)
+    # the schedule, the trainer's arguments (they start the process group of a distributed run,
+    # and must exist before the model under ZeRO-3), then the partial folder: rank 0 first
     partial = plan.partial
+    total_steps, eval_steps, save_steps = schedule(cfg, len(train_split.encoded), dev.world_size)
+    args = sft_config(cfg, partial, total_steps, eval_steps, save_steps, bool(eval_enc), dev)  # before the model
+    with args.main_process_first(local=False, desc="the partial folder"):
+        resume_ck = prepare_partial(plan, cfg.resume, fp, dev)
     settings = {**asdict(cfg), **dev.settings()}
     if dev.is_main:
         write_settings(partial, settings)
-    total_steps, eval_steps, save_steps = schedule(cfg, len(train_split.encoded), dev.world_size)
-    args = sft_config(cfg, partial, total_steps, eval_steps, save_steps, bool(eval_enc), dev)  # before the model
 
     # model: the base, its target-only loss, the LoRA
     torch.manual_seed(cfg.seed)
@@ -108,7 +110,8 @@ def _train(cfg: TrainConfig, console, on_trainer: Callable | None) -> TrainResul
     before = samples_before(model, tokenizer, encoder, plan.persona, prompts, cfg.sample_tokens, partial, say)
 
     # trainer
-    run = Run(model, args, tokenizer, train_split.encoded, eval_enc, cfg, console)
+    run = Run(model, args, tokenizer, train_split.encoded, eval_enc, cfg, console if dev.is_main else None,
+              progress=cfg.progress and dev.is_main)
     run.train(partial, resume_ck, on_trainer)
     final_eval = run.final_eval_loss() if eval_enc else None
     after = generate_samples(model, tokenizer, encoder, plan.persona, prompts, cfg.sample_tokens) if prompts else []

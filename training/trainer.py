@@ -5,12 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from ohlora.errors import UserError
+
 from training.callbacks import InterruptCallback, Meter, RecorderCallback, RichProgressCallback, SaveAtEndCallback
 from training.config import TrainConfig
 
 if TYPE_CHECKING:
     from training.encode import Encoded
     from training.plan import Devices
+
+
+_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted",
+                 "Socket Timeout", "Timed out", "remote process exited")
+
+
+def rank_lost(exc: BaseException) -> str | None:
+    """The collective's complaint when another rank of a distributed run died, else None."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return None
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+    text = str(exc)
+    dist_error = getattr(dist, "DistError", None)
+    if (dist_error is not None and isinstance(exc, dist_error)) or any(m in text for m in _LOST_MARKERS):
+        line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        line = line.split("] ", 1)[-1]  # drop gloo's source location
+        return line.split(". This is typically")[0][:160]
+    return None
 
 
 class Interrupted(Exception):
@@ -52,7 +75,9 @@ def sft_config(cfg: TrainConfig, partial: Path, total_steps: int, eval_steps: in
         use_cpu=not dev.cuda,
         gradient_checkpointing=dev.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        optim="paged_adamw_8bit" if cfg.qlora else "adamw_torch",
+        # QLoRA on CUDA: paged 8-bit AdamW (optimizer state pages out under memory pressure);
+        # on the CPU there is nothing to page to, and the LoRA's float32 AdamW state is small
+        optim="paged_adamw_8bit" if cfg.qlora and dev.cuda else "adamw_torch",
         report_to=[],
         disable_tqdm=True,
         remove_unused_columns=False,
@@ -61,14 +86,52 @@ def sft_config(cfg: TrainConfig, partial: Path, total_steps: int, eval_steps: in
         packing=False,
         dataloader_num_workers=0,
         save_only_model=False,
+        ddp_find_unused_parameters=False,  # every LoRA parameter takes part in every step
     )
+    if cfg.zero3:
+        kwargs["deepspeed"] = zero3_config(dev)
     known = SFTConfig.__dataclass_fields__
     if "save_safetensors" in known:
         kwargs["save_safetensors"] = True
     if "activation_checkpointing" in known:  # transformers >= 5.x renamed gradient_checkpointing
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
         kwargs["activation_checkpointing_kwargs"] = kwargs.pop("gradient_checkpointing_kwargs")
-    return SFTConfig(**kwargs)
+    args = SFTConfig(**kwargs)
+    if cfg.zero3:
+        import deepspeed
+
+        # on the CPU the arguments start a gloo group through torch.distributed, which DeepSpeed's
+        # own comm layer does not see (zero.Init would then count 1 rank); hand it the same group
+        deepspeed.init_distributed(dist_backend="nccl" if dev.cuda else "gloo")
+    return args
+
+
+def zero3_config(dev: "Devices") -> dict:
+    """DeepSpeed ZeRO-3: parameters, gradients and optimizer state partitioned across the ranks.
+
+    TrainingArguments turns it into an `HfDeepSpeedConfig` when it is built, which is what makes
+    `from_pretrained` load each weight already partitioned; so `sft_config` runs before the model."""
+    return {
+        "zero_optimization": {
+            "stage": 3,
+            "overlap_comm": False,
+            "contiguous_gradients": True,
+            "stage3_gather_16bit_weights_on_model_save": True,  # save_model writes the whole adapter
+            "offload_optimizer": {"device": "none"},
+            "offload_param": {"device": "none"},
+        },
+        "bf16": {"enabled": dev.bf16},
+        "fp16": {"enabled": False},
+        "train_micro_batch_size_per_gpu": "auto",
+        "train_batch_size": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        # the Trainer's torch AdamW over the LoRA parameters (DeepSpeedCPUAdam would compile a
+        # C++ extension on first use, and the LoRA's optimizer state is small)
+        "zero_force_ds_cpu_optimizer": False,
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+    }
 
 
 def trainer_class():
@@ -98,6 +161,18 @@ def trainer_class():
     return OhloraTrainer
 
 
+def float32_lora(model) -> None:
+    """Trainable weights back to float32 after SFTTrainer cast a quantized model's LoRA to bf16:
+    float32 master weights take every AdamW update (bf16 drops small ones), the CPU has no bf16
+    math on most machines, and the adapter file stays float32 like every other run's (the GGUF
+    writer reads it). On a bf16 GPU the forward still runs in bf16 under autocast."""
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
 def to_dataset(encoded: Sequence["Encoded"]):
     from datasets import Dataset
 
@@ -111,14 +186,15 @@ class Run:
     """One trainer with its meter and callbacks; `train()` raises Interrupted on Ctrl-C."""
 
     def __init__(self, model, args, tokenizer, train_enc: Sequence["Encoded"], eval_enc: Sequence["Encoded"],
-                 cfg: TrainConfig, console=None) -> None:
+                 cfg: TrainConfig, console=None, progress: bool | None = None) -> None:
         from transformers.trainer_callback import PrinterCallback
 
         from training.collate import PackedCollator, PaddedCollator
 
         self.meter = Meter()
         self.interrupt = InterruptCallback()
-        self.progress = RichProgressCallback(self.meter, console) if cfg.progress else None
+        shown = cfg.progress if progress is None else progress
+        self.progress = RichProgressCallback(self.meter, console) if shown else None
         callbacks = [RecorderCallback(self.meter), self.interrupt, SaveAtEndCallback()]
         if self.progress:
             callbacks.append(self.progress)
@@ -131,6 +207,8 @@ class Run:
             data_collator=PackedCollator() if cfg.packing else PaddedCollator(tokenizer.pad_token_id or 0),
             callbacks=callbacks,
         )
+        if cfg.qlora:
+            float32_lora(self.trainer.model)
         self.trainer.meter = self.meter
         self.trainer.loss_is_scaled_for_ga = True
         self.trainer.remove_callback(PrinterCallback)  # the Rich bar shows the logs
@@ -142,6 +220,19 @@ class Run:
             self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         except KeyboardInterrupt:
             raise Interrupted(partial, self.trainer.state.global_step) from None
+        except Exception as exc:
+            lost = rank_lost(exc)
+            if lost is None:
+                raise
+            from training.outputs import latest_checkpoint
+
+            ck = latest_checkpoint(partial) if partial.is_dir() else None
+            then = (f"the last checkpoint is {ck.name} in {partial}: run the same command with --resume"
+                    if ck is not None else f"no checkpoint yet: delete {partial} and train again")
+            raise UserError(
+                f"rank {self.trainer.args.process_index} stopped at step {self.trainer.state.global_step}: "
+                f"another process of this run is gone ({lost}); no adapter was written; {then}"
+            ) from None
         finally:
             self.interrupt.restore()
             if self.progress:
@@ -149,6 +240,19 @@ class Run:
         state = self.trainer.state
         if self.interrupt.interrupted or state.global_step < state.max_steps:
             raise Interrupted(partial, state.global_step)
+        self.meter_over_ranks()
+
+    def meter_over_ranks(self) -> None:
+        """Tokens counted on every rank (the report's tokens/s is the whole run's, not rank 0's)."""
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        t = torch.tensor([self.meter.tokens, self.meter.target_tokens], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        self.meter.tokens, self.meter.target_tokens = int(t[0].item()), int(t[1].item())
 
     def final_eval_loss(self) -> float:
         """The eval loss at the last step: the logged one if the run ended on an evaluation."""
