@@ -356,8 +356,9 @@ def _log_callback(history: list[dict], say, total: int):
                 if key in logs:
                     row[key.replace("rewards/", "reward_").replace("accuracies", "accuracy")] = float(logs[key])
             history.append(row)
-            say(f"step {row['step']}/{total}: loss {row['loss']:.4f}"
-                + (f", reward margin {row['reward_margins']:+.4f}" if "reward_margins" in row else ""))
+            if say is not None:
+                say(f"step {row['step']}/{total}: loss {row['loss']:.4f}"
+                    + (f", reward margin {row['reward_margins']:+.4f}" if "reward_margins" in row else ""))
 
     return Log()
 
@@ -451,7 +452,7 @@ def _train(cfg: TrainConfig, console) -> DpoResult:
         history: list[dict] = []
         trainer = trainer_class()(
             model=model, args=args, processing_class=tokenizer,
-            train_dataset=Dataset.from_list(train_enc), callbacks=[_log_callback(history, say, total)],
+            train_dataset=Dataset.from_list(train_enc), callbacks=[_log_callback(history, say if cfg.progress else None, total)],
         )
         model = trainer.model
         if "ref" not in model.peft_config:

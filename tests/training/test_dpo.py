@@ -1,7 +1,7 @@
-"""A tiny DPO run on the real Gemma 3 270M, on top of the shipped 오로라 SFT adapter: ten pairs
+"""A tiny DPO run on the real Gemma 3 270M, on top of the shipped 오로라 SFT adapter: eight pairs
 (warm 반말 chosen over stiff 존댓말 rejected, as a user swiping past stiff replies would make
-them), eight trained on for a few steps, two held out. The reward margin must move the right
-way on both; the reference adapter must not move; the output is one adapter of our own."""
+them), six trained on for 3 steps, two held out. The reward margin must move the right way on
+both; the reference adapter must not move; the output is one adapter of our own."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ PAIRS = [  # (user, chosen, rejected): ours, written for this test
     ("친구랑 싸웠어", "헉, 무슨 일 있었어? 얘기해 줘.", "갈등 상황은 대화로 해결하시기 바랍니다."),
     ("주말에 뭐 하지", "산책 가자! 날씨 좋으면 공원 최고야.", "주말 일정은 개인의 선택입니다."),
     ("케이크 구웠는데 탔어", "ㅋㅋ 나도 베이킹 자주 망해. 그래도 시도한 게 멋져!", "오븐 온도를 확인하십시오."),
-    ("나 취업했어!", "우와 축하해!! 진짜 고생 많았어!", "취업을 축하드립니다. 행운을 빕니다."),
-    ("오늘 좀 외로워", "내가 여기 있잖아. 오늘 있었던 일 다 말해 줘.", "외로움은 일반적인 감정입니다."),
 ]
 
 
@@ -46,7 +44,7 @@ def dpo_run(gemma_hf, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("dpo")
     cfg = TrainConfig(method="dpo", persona="ohlora", data=str(write_pairs(tmp / "preference.json")),
-                      output=str(tmp / "ohlora-dpo"), max_steps=4, batch_size=2, lr=5e-5, beta=0.1,
+                      output=str(tmp / "ohlora-dpo"), max_steps=3, batch_size=2, lr=1e-4, beta=0.1,
                       held_out=0.2, progress=False, gguf=False, samples=0)
     return train(cfg), load_persona("ohlora")
 
@@ -54,8 +52,8 @@ def dpo_run(gemma_hf, tmp_path_factory):
 def test_the_reward_margin_moves_the_right_way(dpo_run):
     result, _ = dpo_run
     r = json.loads((result.output / "report.json").read_text(encoding="utf-8"))
-    assert r["method"] == "dpo" and r["steps"] == 4 and r["beta"] == 0.1
-    assert (r["data"]["train_pairs"], r["data"]["held_out_pairs"]) == (8, 2)
+    assert r["method"] == "dpo" and r["steps"] == 3 and r["beta"] == 0.1
+    assert (r["data"]["train_pairs"], r["data"]["held_out_pairs"]) == (6, 2)
     rm, lp = r["reward_margin"], r["logp_margin"]
     assert rm["train"]["before"] == 0.0 and rm["held_out"]["before"] == 0.0  # the policy starts as the reference
     assert rm["train"]["after"] > 0.05, rm  # chosen replies gained on rejected ones, against the SFT adapter
@@ -64,8 +62,8 @@ def test_the_reward_margin_moves_the_right_way(dpo_run):
     assert rm["held_out"]["after"] > 0, rm  # and on pairs it never saw
     assert lp["held_out"]["after"] > lp["held_out"]["before"]
     assert r["reference_frozen"] is True
-    assert [h["step"] for h in r["train_loss"]] == [1, 2, 3, 4] and all("reward_margins" in h for h in r["train_loss"])
-    print(f"\nDPO 4 steps: reward margin train {rm['train']['before']} -> {rm['train']['after']}, held out "
+    assert [h["step"] for h in r["train_loss"]] == [1, 2, 3] and all("reward_margins" in h for h in r["train_loss"])
+    print(f"\nDPO 3 steps: reward margin train {rm['train']['before']} -> {rm['train']['after']}, held out "
           f"{rm['held_out']['before']} -> {rm['held_out']['after']}; log-prob margin train {lp['train']['before']} -> "
           f"{lp['train']['after']}, held out {lp['held_out']['before']} -> {lp['held_out']['after']}; "
           f"wall {r['wall_seconds']} s")
