@@ -255,7 +255,17 @@ def cmd_persona_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_deepspeed_on_cpu() -> None:
+    """DeepSpeed (installed for ZeRO-3) logs "Setting accelerator to CPU" to stdout when it
+    finds no GPU; that line broke `--json` output. Without an NVIDIA device, say it is the CPU."""
+    import os
+
+    if "DS_ACCELERATOR" not in os.environ and not os.path.exists("/dev/nvidia0") and not os.path.exists("/dev/nvidiactl"):
+        os.environ["DS_ACCELERATOR"] = "cpu"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_deepspeed_on_cpu()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
