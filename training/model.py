@@ -68,6 +68,8 @@ def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     except torch.OutOfMemoryError:
         raise UserError("out of memory while loading the base model; try --qlora or a smaller base") from None
     model.config.use_cache = False
+    if cfg.qlora and not dev.cuda:
+        keep_4bit_trainable(model)
     if cfg.qlora:
         from peft import prepare_model_for_kbit_training
 
@@ -92,6 +94,19 @@ def _target_loss_output():
 
         _OUTPUT.append(TargetLossOutput)
     return _OUTPUT[0]
+
+
+def keep_4bit_trainable(model) -> int:
+    """bitsandbytes (0.50) on a CPU with AVX-512 BF16 repacks a Linear4bit's weight for its fast
+    inference kernel on the first forward in eval mode (our samples, an evaluation), and never
+    back: later training forwards then go through `gemv_4bit`, which has no backward, and the
+    gradient through the base layers is silently lost. Keep every layer on the trainable path."""
+    n = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+    return n
 
 
 def patch_target_loss(model) -> None:

@@ -129,16 +129,21 @@ def test_qlora_on_the_cpu_trains_a_4bit_base(gemma_hf, tmp_path):
         seen["linear4bit"] = sum(isinstance(m, bnb.nn.Linear4bit) for m in mods)
         seen["packed"] = {str(m.weight.dtype) for m in mods if isinstance(m, bnb.nn.Linear4bit)}
         seen["optim"] = getattr(trainer.args.optim, "value", trainer.args.optim)
+        seen["repacked"] = sum(bool(getattr(m.weight.quant_state, "packing_format_for_cpu", False))
+                               for m in mods if isinstance(m, bnb.nn.Linear4bit))
 
     two = tmp_path / "two.jsonl"
     two.write_text("".join(DATA.joinpath("tiny_chat.jsonl").read_text(encoding="utf-8").splitlines(True)[:2]),
                    encoding="utf-8")
     out = tmp_path / "adapter"
     result = train(TrainConfig(data=str(two), base="", output=str(out), qlora=True, max_steps=3, batch_size=2,
-                               max_length=128, lr=2e-3, dropout=0.0, warmup=0.0, samples=0, progress=False,
-                               save_steps=100), on_trainer=probe)
+                               max_length=128, lr=2e-3, dropout=0.0, warmup=0.0, samples=1, sample_tokens=2,
+                               progress=False, save_steps=100), on_trainer=probe)
     assert seen["linear4bit"] == LORA_MODULES and seen["packed"] == {"torch.uint8"}  # NF4, two weights a byte
     assert seen["optim"] == "adamw_torch"  # CPU: nothing to page to
+    # the sample answered before training ran the 4-bit layers in eval mode: they must not have
+    # been repacked for bitsandbytes' inference-only AVX-512 BF16 kernel (it has no backward)
+    assert seen["repacked"] == 0
     losses = [r["loss"] for r in result.report["train_loss"]]
     assert len(losses) == 3 and losses[-1] < losses[0], losses  # the same batch each step
     assert result.report["settings"]["qlora"] is True
