@@ -38,15 +38,18 @@ import errno
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ohlora.errors import UserError
 
 from training.config import TrainConfig, check_numbers
 from training.data import Conversation, Problem, parse_now
+
+if TYPE_CHECKING:
+    from training.outputs import TrainResult
 
 PAIRS_FILE = "preference.json"  # what `ohlora data from-chats OUT` writes in OUT
 
@@ -63,14 +66,6 @@ class Pair:
     now: datetime | None = None
     persona: str | None = None
     source: str = ""
-
-
-@dataclass
-class DpoResult:
-    output: Path
-    report: dict
-    gguf: Path | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # -- pairs -------------------------------------------------------------------------------
@@ -363,7 +358,7 @@ def _log_callback(history: list[dict], say, total: int):
     return Log()
 
 
-def train(cfg: TrainConfig, console=None) -> DpoResult:
+def train(cfg: TrainConfig, console=None) -> "TrainResult":
     """Train the adapter further on preference pairs; UserError on bad input."""
     try:
         return _train(cfg, console)
@@ -375,7 +370,7 @@ def train(cfg: TrainConfig, console=None) -> DpoResult:
         raise UserError("out of memory: lower --batch-size or --max-length (or use --qlora on a GPU)") from None
 
 
-def _train(cfg: TrainConfig, console) -> DpoResult:
+def _train(cfg: TrainConfig, console) -> "TrainResult":
     import shutil
 
     import torch
@@ -389,7 +384,7 @@ def _train(cfg: TrainConfig, console) -> DpoResult:
     from training.encode import Encoder
     from training.fingerprint import base_fingerprint, check_adapter_base
     from training.model import load_model
-    from training.outputs import finish_folder, save_adapter, write_gguf
+    from training.outputs import TrainResult, finish_folder, save_adapter, write_gguf
     from training.plan import device_plan, schedule
     from training.report import peak_memory_mb, plot_loss, versions, write_report
 
@@ -513,7 +508,7 @@ def _train(cfg: TrainConfig, console) -> DpoResult:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finish_folder(partial, plan.output)
-    result = DpoResult(plan.output, report)
+    result = TrainResult(plan.output, report)
     if cfg.gguf:
         result.gguf, note = write_gguf(plan.output, plan.output.with_name(plan.output.name + ".gguf"),
                                        plan.base.arch, Path(plan.base.path))
