@@ -216,7 +216,7 @@ class Conversation:
                 yield piece
             finished = True
         except Exception as exc:
-            alt.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            alt.error = _error_text(exc)
             raise
         finally:
             result = self.session.last if finished else None
@@ -225,12 +225,8 @@ class Conversation:
             reason = result.stop_reason if result is not None else ("error" if alt.error else "cancelled")
             keep = alt.text.strip() and (reason != "cancelled" or keep_partial)
             if keep and self.store is not None:
-                stats: dict = {"stop_reason": reason}
-                if result is not None:
-                    stats.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                                 tokens_per_s=round(result.tokens_per_s, 2))
                 try:
-                    alt.position = self.store.add_swipe(message_id, alt.text, shown=shown, **stats)
+                    alt.position = self.store.add_swipe(message_id, alt.text, shown=shown, **_stats(reason, result))
                 except StoreError as exc:
                     alt.error = alt.error or str(exc)
 
@@ -270,7 +266,7 @@ class Conversation:
                 yield piece
             finished = True
         except Exception as exc:
-            turn.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            turn.error = _error_text(exc)
             raise
         finally:
             result = self.session.last if finished else None
@@ -323,7 +319,7 @@ class Conversation:
                 yield piece
             finished = True
         except Exception as exc:
-            turn.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            turn.error = _error_text(exc)
             self._finish(turn, turn.reply, None, "error")
             raise
         finally:
@@ -344,11 +340,7 @@ class Conversation:
             turn.reply = text
             if not text.strip() and result is None:
                 return  # nothing was written: no empty row
-            stats: dict = {"stop_reason": reason}
-            if result is not None:
-                stats.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                             tokens_per_s=round(result.tokens_per_s, 2))
-            turn.reply_id = self._save(turn, "assistant", text, **stats)
+            turn.reply_id = self._save(turn, "assistant", text, **_stats(reason, result))
 
     def _save(self, turn: Turn, role: str, content: str, **stats) -> int | None:
         if self.store is None:
@@ -382,3 +374,17 @@ class Conversation:
             if m["role"] == "user":
                 return m["content"]
         return self.last.text if self.last else None
+
+
+def _error_text(exc: BaseException) -> str:
+    """A failure as the user sees it: a UserError's own line, otherwise its type and message."""
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
+def _stats(reason: str, result: "GenerationResult | None") -> dict:
+    """The stored figures of a reply or an alternative: why it stopped, and its counts when it finished."""
+    stats: dict = {"stop_reason": reason}
+    if result is not None:
+        stats.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                     tokens_per_s=round(result.tokens_per_s, 2))
+    return stats
