@@ -70,6 +70,19 @@ class Alternative:
 
 
 @dataclass
+class _Run:
+    """One model run of an alternative or a continuation (`Conversation._run`)."""
+
+    parts: list[str] = field(default_factory=list)  # the pieces as streamed
+    result: "GenerationResult | None" = None  # set when the run finished
+    error: str = ""  # set when it failed
+
+    def stop_reason(self) -> str:
+        """The result's own, else "error" for a failed run and "cancelled" for a stopped one."""
+        return self.result.stop_reason if self.result is not None else ("error" if self.error else "cancelled")
+
+
+@dataclass
 class Turn:
     text: str  # what the user said
     persona: str
@@ -207,26 +220,17 @@ class Conversation:
             raise UserError(f"this reply is from '{rows[idx].persona}': switch to that persona for alternatives")
         alt = Alternative(message_id)
         self.last_alternative = alt
-        history = history_from(rows[:user])
-        parts: list[str] = []
-        finished = False
+        run = _Run()
         try:
-            for piece in self.session.send(rows[user].content, history=history, generation=self.generation()):
-                parts.append(piece)
-                yield piece
-            finished = True
-        except Exception as exc:
-            alt.error = _error_text(exc)
-            raise
+            yield from self._run(run, rows[user].content, history=history_from(rows[:user]))
         finally:
-            result = self.session.last if finished else None
-            alt.text = result.text if result is not None else "".join(parts).strip()
-            alt.result = result
-            reason = result.stop_reason if result is not None else ("error" if alt.error else "cancelled")
+            alt.error, alt.result = run.error, run.result
+            alt.text = run.result.text if run.result is not None else "".join(run.parts).strip()
+            reason = run.stop_reason()
             keep = alt.text.strip() and (reason != "cancelled" or keep_partial)
             if keep and self.store is not None:
                 try:
-                    alt.position = self.store.add_swipe(message_id, alt.text, shown=shown, **_stats(reason, result))
+                    alt.position = self.store.add_swipe(message_id, alt.text, shown=shown, **_stats(reason, run.result))
                 except StoreError as exc:
                     alt.error = alt.error or str(exc)
 
@@ -257,22 +261,14 @@ class Conversation:
         last = rows[idx]
         turn = Turn(rows[user].content, self.session.persona.id, user_id=rows[user].id, reply_id=last.id)
         self.last = turn
-        parts: list[str] = []
-        finished = False
+        run = _Run()
         try:
-            for piece in self.session.send(turn.text, history=history_from(rows[:user]), generation=self.generation(),
-                                           prefix=last.content):
-                parts.append(piece)
-                yield piece
-            finished = True
-        except Exception as exc:
-            turn.error = _error_text(exc)
-            raise
+            yield from self._run(run, turn.text, history=history_from(rows[:user]), prefix=last.content)
         finally:
-            result = self.session.last if finished else None
-            added = "".join(parts).rstrip()  # as streamed: a leading space joins the words
+            turn.error, result = run.error, run.result
+            added = "".join(run.parts).rstrip()  # as streamed: a leading space joins the words
             turn.reply = last.content + added
-            reason = result.stop_reason if result is not None else ("error" if turn.error else "cancelled")
+            reason = run.stop_reason()
             if result is not None:  # the whole reply: its text and every token written for it
                 turn.result = replace(result, text=turn.reply,
                                       completion_tokens=(last.completion_tokens or 0) + result.completion_tokens)
@@ -309,6 +305,18 @@ class Conversation:
         self.session.history = history_from(self.messages())
 
     # -- internals ----------------------------------------------------------------
+    def _run(self, run: "_Run", text: str, **send: Any) -> Iterator[str]:
+        """Stream the model's answer to `text` (with `send`'s history / prefix) into `run`: the
+        pieces as they come, the result when it ends, the error text when it fails (re-raised)."""
+        try:
+            for piece in self.session.send(text, generation=self.generation(), **send):
+                run.parts.append(piece)
+                yield piece
+            run.result = self.session.last
+        except Exception as exc:
+            run.error = _error_text(exc)
+            raise
+
     def _reply(self, turn: Turn) -> Iterator[str]:
         parts: list[str] = []
         finished = False
