@@ -33,7 +33,7 @@ from ohlora.cards import charx as charx_mod
 from ohlora.cards import png as png_mod
 from ohlora.cards.convert import card_from_persona, persona_fields, persona_toml, slug
 from ohlora.cards.lorebook import is_world_info, lore_dir, parse_book
-from ohlora.cards.spec import V2, V3, Card, CardError, from_object, loads, to_v2, to_v3
+from ohlora.cards.spec import V2, V3, Card, CardError, from_object, loads, parse_json, to_v2, to_v3
 from ohlora.errors import UserError
 
 if TYPE_CHECKING:
@@ -169,12 +169,7 @@ def _import_lorebook(path: Path, into: str) -> Imported:
         blob = path.read_bytes()
     except FileNotFoundError:
         raise CardError(f"{path}: file not found") from None
-    if len(blob) > MAX_JSON_BYTES:
-        raise CardError(f"{path}: the lorebook is {len(blob) >> 20} MiB; the limit is {MAX_JSON_BYTES >> 20} MiB")
-    try:
-        obj = json.loads(blob)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CardError(f"{path}: not valid lorebook JSON ({exc})") from None
+    obj = parse_json(blob, str(path), "lorebook", MAX_JSON_BYTES)
     if isinstance(obj, dict) and isinstance(obj.get("data"), dict) and isinstance(obj["data"].get("character_book"), dict):
         obj = obj["data"]["character_book"]
     book = parse_book(obj, str(path))

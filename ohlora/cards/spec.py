@@ -79,13 +79,17 @@ class Card:
 
 def loads(text: str | bytes, source: str) -> Card:
     """Parse card JSON text; CardError for anything that is not a card."""
-    if len(text) > MAX_CARD_BYTES:
-        raise CardError(f"{source}: the card is {len(text) / 2**20:.0f} MiB; the limit is {MAX_CARD_BYTES >> 20} MiB")
+    return from_object(parse_json(text, source, "card", MAX_CARD_BYTES), source)
+
+
+def parse_json(text: str | bytes, source: str, what: str, limit: int) -> Any:
+    """JSON of at most `limit` bytes; CardError naming `what` (a card, a lorebook) when too large or malformed."""
+    if len(text) > limit:
+        raise CardError(f"{source}: the {what} is {len(text) / 2**20:.0f} MiB; the limit is {limit >> 20} MiB")
     try:
-        obj = json.loads(text)
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CardError(f"{source}: not valid card JSON ({exc})") from None
-    return from_object(obj, source)
+        raise CardError(f"{source}: not valid {what} JSON ({exc})") from None
 
 
 def from_object(obj: Any, source: str) -> Card:
