@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memory.store import DEFAULT_RETRIEVER, MemoryStore  # noqa: E402
+from memory.rank import DEFAULT_RETRIEVER  # noqa: E402
+from memory.store import MemoryStore  # noqa: E402
 
 DIM = 384  # set from the real embedder in main()
 SUBJECTS = ["나", "우리 엄마", "친구 민호", "I", "my sister", "우리 강아지", "my boss", "동생"]

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from memory.embed import Embedder
-from memory.store import MemoryStore, load_json
+from memory.files import load_json
+from memory.store import MemoryStore
 from ohlora.errors import UserError
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")

@@ -1,14 +1,14 @@
 """MemoryStore: remember, recall, forget. SQLite holds the truth; numpy holds the search matrix.
 
-Recall ranks active (not superseded) memories by the cosine of sentence embeddings
-(`retriever="dense"`, the measured best on the bench files), optionally fused by rank
-with Kiwi-morpheme BM25 (`"hybrid"`) or by BM25 alone (`"bm25"`). Newer memories win ties.
-The matrix is loaded on the first recall and kept in memory between queries.
+The store keeps the rows (memories, their vectors and terms, the pending queue) and the
+in-memory matrices in step with them. How recall ranks active (not superseded) memories is
+`memory.rank`; whether a new fact repeats or updates a kept one is `memory.merge`; the
+export / import file is `memory.files`. The matrix is loaded on the first recall and kept in
+memory between queries.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,35 +20,16 @@ from memory import dates
 from memory.db import open_db
 from memory.embed import Embedder
 from memory.extract import extract
+from memory.files import read_export, write_export
 from memory.index import VectorIndex
 from memory.lexical import BM25Index, tokenize
+from memory.merge import DUP_COSINE, UPDATE_COSINE, is_duplicate, is_update
+from memory.rank import DEFAULT_RETRIEVER, MIN_COSINE, RETRIEVERS, date_rows, rank
 from memory.types import Memory, Recalled
 from ohlora.errors import UserError
 
 MAX_MEMORY_CHARS = 2000  # an explicit memory longer than this is refused
 MAX_OBSERVE_CHARS = 20000  # observe() reads at most this much of a message
-# Cosines of the built-in (centred) embedder on memory/bench/*.json: query-relevant memory median
-# 0.50-0.57, 5th percentile 0.27-0.30; query-unrelated median ~0.0; two different memories at
-# most 0.80; rewordings of one fact ("나 땅콩 알레르기 있어" / "...알레르기가 있어") 0.92-0.98.
-DUP_COSINE = 0.88  # near-duplicate: cosine at least this AND most content words shared
-DUP_OVERLAP = 0.8  # ... or the content words of one contain the other's ("오이 싫어해" / "나 오이 진짜 싫어해")
-MIN_COSINE = 0.20  # recall() drops memories below this cosine: only clear misses
-# An embedder may carry its own `min_cosine`, `dup_cosine` and `update_cosine` (each model's
-# cosines live on their own scale); these are the defaults.
-UPDATE_COSINE = 0.80  # an update ("이제", "바꿨어", "미뤄졌어") of a memory at least this close supersedes it
-# hybrid: z-scored cosine + LEXICAL_WEIGHT x z-scored BM25 (over the searched rows); measured on
-# memory/bench/dev.json (recall@3) with the built-in e5+USE: weight 0.1 -> .750, 0.2 -> .762,
-# 0.3 -> .751; with e5 alone: 0 -> .717, 0.1 -> .732, 0.2 -> .722; the older rank fusion (RRF) -> .585
-LEXICAL_WEIGHT = 0.2
-DATE_BONUS = 2.0  # a query naming a date ("지난주에", "다음 주 금요일"): memories said then or about then, + 2 sd
-RETRIEVERS = ("dense", "hybrid", "bm25")
-DEFAULT_RETRIEVER = "hybrid"
-_UPDATE_MARK = re.compile(
-    r"(이제|이젠|바꿨|바꾸었|바뀌었|바뀜|미뤄|미뤘|당겨졌|옮겼|변경|취소|그만|끊었|포기|더\s*이상|안\s*해|관뒀|헤어졌|이사했|"
-    r"이직했|새로|대신)|\b(now|anymore|no longer|changed|moved|switched|quit|postponed|cancell?ed|rescheduled|instead)\b",
-    re.I,
-)
-
 _COLUMNS = "id, text, created_at, updated_at, persona, conversation_id, event_date, slot, source, superseded_by"
 
 
@@ -86,24 +67,6 @@ def _day(iso: str | None) -> int:
 def _days(created_at: str | None, event_date: str | None) -> tuple[int, int, int]:
     lo, hi = dates.span(event_date) or (0, 0)
     return _day(created_at), lo, hi
-
-
-def _z(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    sel = x[mask]
-    if sel.size < 2:
-        return np.zeros_like(x)
-    return (x - sel.mean()) / (float(sel.std()) or 1.0)
-
-
-def _overlap(a: str, b: str) -> float:
-    """How much two texts say the same: 1.0 when one's content words contain the other's, else Jaccard
-    ("요즘 기타 배우고 있어" / "요즘 요가 배우고 있어": 0.5, two facts)."""
-    ta, tb = set(tokenize(a)), set(tokenize(b))
-    if not ta or not tb:
-        return 1.0 if a.strip() == b.strip() else 0.0
-    if ta <= tb or tb <= ta:
-        return 1.0
-    return len(ta & tb) / len(ta | tb)
 
 
 class MemoryStore:
@@ -293,10 +256,8 @@ class MemoryStore:
             best_cos = float(cos[best])
             if best_cos > -1.0:
                 cand = self.get(int(index.ids[best]))
-        if not same_value and cand is not None and best_cos >= dup_cosine:
-            # a near-duplicate without a slot, or with the same wording
-            if (cand.slot in (None, fact.slot)) and _overlap(cand.text, fact.text) >= DUP_OVERLAP:
-                same_value = [{"id": cand.id}]
+        if not same_value and cand is not None and is_duplicate(cand, fact.text, fact.slot, best_cos, dup_cosine):
+            same_value = [{"id": cand.id}]  # a near-duplicate without a slot, or with the same wording
         if same_value:
             mid = same_value[0]["id"]
             terms = tokenize(fact.text)
@@ -313,7 +274,8 @@ class MemoryStore:
             if self._bm25 is not None:
                 self._bm25.add(index.row_of[mid], terms)
             return self.get(mid)
-        if not old and cand is not None and self._updates(fact.text, cand, best_cos):
+        if not old and cand is not None and is_update(fact.text, cand, best_cos,
+                                                      getattr(self.embedder, "update_cosine", UPDATE_COSINE)):
             old = [{"id": cand.id}]
         replaced = [r["id"] for r in (old or [])]
         (mid,) = self._insert([fact.text], persona=persona, conversation_id=conversation_id, now=now,
@@ -322,15 +284,6 @@ class MemoryStore:
         memory = self.get(mid)
         memory.replaced = replaced
         return memory
-
-    def _updates(self, text: str, old: Memory, cosine: float) -> bool:
-        """Does `text` update `old` ("결혼식 6월 20일로 미뤄졌어" after "결혼식 날짜 5월 16일로 잡았어")?
-        It says so ("이제", "바꿨어", "미뤄졌어", "now", "moved"...), is close to it, and names a
-        content word of it."""
-        if cosine < getattr(self.embedder, "update_cosine", UPDATE_COSINE) or not _UPDATE_MARK.search(text):
-            return False
-        shared = set(tokenize(text)) & set(tokenize(old.text))
-        return any(len(t) >= 2 for t in shared)
 
     # ------------------------------------------------------------ the pending queue
     def enqueue(self, text: str, *, kind: str = "observe", persona: str | None = None,
@@ -396,33 +349,10 @@ class MemoryStore:
                 else np.zeros(index.n, dtype=np.float32)
             lex = self._lexical().scores(tokenize(query), index.n) if self.retriever != "dense" \
                 else np.zeros(index.n, dtype=np.float32)
-            if self.retriever == "bm25":
-                mask &= lex > 0
-                base = lex
-            else:
-                if threshold > -1:
-                    mask &= cos >= threshold
-                base = cos
-            if not mask.any():
+            dated = date_rows(query, now, index)
+            top, score = rank(self.retriever, cos, lex, mask, threshold, dated, k)
+            if not len(top):
                 return []
-            # fuse in z units (sd of the searched rows), then put the score back on the scale of
-            # the base score (cosine; BM25 for "bm25"): same ranking, and one memory scores its cosine
-            score = _z(base, mask)
-            if self.retriever == "hybrid" and (lex[mask] > 0).any():
-                score = score + LEXICAL_WEIGHT * _z(lex, mask)
-            dated = self._date_rows(query, now, index)
-            if dated is not None:
-                score = score + DATE_BONUS * dated
-            sel = base[mask]
-            score = float(sel.mean()) + max(float(sel.std()), 1e-3) * score
-            # newer memories win ties: rows are in insertion order
-            score = score + 1e-6 * np.arange(index.n, dtype=np.float32) / max(index.n, 1)
-            score[~mask] = -np.inf
-            k = min(k, int(mask.sum()))
-            if k == 0:
-                return []
-            top = np.argpartition(-score, k - 1)[:k] if k < index.n else np.arange(index.n)
-            top = top[np.argsort(-score[top], kind="stable")][:k]
             ids = [int(index.ids[r]) for r in top]
             by_id = {m.id: m for m in self._get_many(ids)}
             out = []
@@ -431,15 +361,6 @@ class MemoryStore:
                                                 ("date", dated is not None and dated[r])) if hit)
                 out.append(Recalled(by_id[i], float(score[r]), float(cos[r]), float(lex[r]), why))
             return out
-
-    @staticmethod
-    def _date_rows(query: str, now: datetime | None, index: VectorIndex) -> np.ndarray | None:
-        """Rows said in, or about, the period a date in the query names; None without one."""
-        ref = dates.resolve(query, now)
-        period = dates.span(ref.value) if ref is not None else None
-        if period is None:
-            return None
-        return index.in_period(*period)
 
     def list(self, include_superseded: bool = False) -> list[Memory]:
         where = "" if include_superseded else "WHERE superseded_by IS NULL"
@@ -488,39 +409,27 @@ class MemoryStore:
     def export_json(self, path: Path) -> int:
         """Write every memory (superseded ones too) as JSON; vectors are not exported. Returns the count."""
         memories = self.list(include_superseded=True)
-        data = {"format": "ohlora-memory", "version": 1, "memories": [m.to_dict() for m in memories]}
-        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_export(path, memories)
         return len(memories)
 
     def import_json(self, path: Path) -> int:
         """Add the memories of an export (or a bench file); texts already remembered are skipped."""
-        items = load_json(Path(path)).get("memories")
-        if not isinstance(items, list):
-            raise UserError(f"{path}: no 'memories' list")
+        read = read_export(path, MAX_MEMORY_CHARS)
         known = {m.text for m in self.list()}
-        texts, created, events, personas = [], [], [], []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"].strip():
-                raise UserError(f"{path}: memories[{i}]: needs a non-empty 'text' string")
-            text = item["text"].strip()
-            if len(text) > MAX_MEMORY_CHARS:
-                raise UserError(f"{path}: memories[{i}]: text longer than {MAX_MEMORY_CHARS} characters")
-            if text in known or item.get("superseded_by") is not None:
-                continue
-            known.add(text)
-            texts.append(text)
-            created.append(item.get("created_at") if isinstance(item.get("created_at"), str) else None)
-            events.append(item.get("event_date") if isinstance(item.get("event_date"), str) else None)
-            personas.append(item.get("persona") if isinstance(item.get("persona"), str) else None)
+        items = []
+        for item in read:
+            if item.text not in known:
+                known.add(item.text)
+                items.append(item)
         with self._lock:
-            for persona in sorted(set(personas), key=str):
-                idx = [i for i, p in enumerate(personas) if p == persona]
-                for start in range(0, len(idx), 256):
-                    chunk = idx[start:start + 256]
-                    self._insert([texts[i] for i in chunk], persona=persona, conversation_id=None, now=None,
-                                 event_dates=[events[i] for i in chunk], created=[created[i] for i in chunk],
+            for persona in sorted({it.persona for it in items}, key=str):
+                same = [it for it in items if it.persona == persona]
+                for start in range(0, len(same), 256):
+                    chunk = same[start:start + 256]
+                    self._insert([it.text for it in chunk], persona=persona, conversation_id=None, now=None,
+                                 event_dates=[it.event_date for it in chunk], created=[it.created_at for it in chunk],
                                  source="imported")
-        return len(texts)
+        return len(items)
 
     def add_raw(self, texts: list[str], persona: str | None = None) -> list[int]:
         """Insert texts as they are (no dedupe, no dates), embedded in batches: bench and bulk loads."""
@@ -547,21 +456,3 @@ class MemoryStore:
         except (TypeError, ValueError):
             raise UserError(f"memory ID must be a number, got {memory_id!r}") from None
 
-
-def load_json(path: Path) -> dict:
-    """Read a JSON object from `path`; UserError with line and column when it is malformed."""
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object at the top level")
-    return data

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ohlora.errors import UserError
 
-RETRIEVERS = ("dense", "hybrid", "bm25")  # memory.store.RETRIEVERS, kept here so --help stays import-free
+RETRIEVERS = ("dense", "hybrid", "bm25")  # memory.rank.RETRIEVERS, kept here so --help stays import-free
 
 
 def _say(message: str) -> None:
@@ -29,7 +29,7 @@ def _embedder_spec(args) -> str:
 
 
 def _retriever(args) -> str:
-    from memory.store import DEFAULT_RETRIEVER
+    from memory.rank import DEFAULT_RETRIEVER
 
     return getattr(args, "retriever", None) or DEFAULT_RETRIEVER
 

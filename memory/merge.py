@@ -1,0 +1,52 @@
+"""When a new fact meets the memories already kept: the same one said again, an update of one, or new.
+
+`MemoryStore.observe` asks these questions of the closest active memory; the answers decide
+whether it updates that row, supersedes it, or inserts a new one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from memory.lexical import tokenize
+from memory.types import Memory
+
+# Cosines of the built-in (centred) embedder on memory/bench/*.json: two different memories at
+# most 0.80; rewordings of one fact ("나 땅콩 알레르기 있어" / "...알레르기가 있어") 0.92-0.98.
+DUP_COSINE = 0.88  # near-duplicate: cosine at least this AND most content words shared
+DUP_OVERLAP = 0.8  # ... or the content words of one contain the other's ("오이 싫어해" / "나 오이 진짜 싫어해")
+# An embedder may carry its own `dup_cosine` and `update_cosine` (each model's cosines live on
+# their own scale); these are the defaults.
+UPDATE_COSINE = 0.80  # an update ("이제", "바꿨어", "미뤄졌어") of a memory at least this close supersedes it
+_UPDATE_MARK = re.compile(
+    r"(이제|이젠|바꿨|바꾸었|바뀌었|바뀜|미뤄|미뤘|당겨졌|옮겼|변경|취소|그만|끊었|포기|더\s*이상|안\s*해|관뒀|헤어졌|이사했|"
+    r"이직했|새로|대신)|\b(now|anymore|no longer|changed|moved|switched|quit|postponed|cancell?ed|rescheduled|instead)\b",
+    re.I,
+)
+
+
+def overlap(a: str, b: str) -> float:
+    """How much two texts say the same: 1.0 when one's content words contain the other's, else Jaccard
+    ("요즘 기타 배우고 있어" / "요즘 요가 배우고 있어": 0.5, two facts)."""
+    ta, tb = set(tokenize(a)), set(tokenize(b))
+    if not ta or not tb:
+        return 1.0 if a.strip() == b.strip() else 0.0
+    if ta <= tb or tb <= ta:
+        return 1.0
+    return len(ta & tb) / len(ta | tb)
+
+
+def is_duplicate(old: Memory, text: str, slot: str | None, cosine: float, dup_cosine: float) -> bool:
+    """Is `text` (of `slot`) `old` said again: at least `dup_cosine` close, no other slot, and most
+    of the same content words?"""
+    return cosine >= dup_cosine and old.slot in (None, slot) and overlap(old.text, text) >= DUP_OVERLAP
+
+
+def is_update(text: str, old: Memory, cosine: float, update_cosine: float) -> bool:
+    """Does `text` update `old` ("결혼식 6월 20일로 미뤄졌어" after "결혼식 날짜 5월 16일로 잡았어")?
+    It says so ("이제", "바꿨어", "미뤄졌어", "now", "moved"...), is at least `update_cosine` close
+    to it, and names a content word of it."""
+    if cosine < update_cosine or not _UPDATE_MARK.search(text):
+        return False
+    shared = set(tokenize(text)) & set(tokenize(old.text))
+    return any(len(t) >= 2 for t in shared)
