@@ -1,15 +1,20 @@
 """The chat app's commands, in one table: key bindings, slash commands, palette entries and help.
 
 Each `Command` names an app action (`action_<name>` on OhloraApp). The app's BINDINGS,
-its slash-command dispatch, the command palette (`get_system_commands`) and the help
+its slash-command dispatch (`run_slash`), the command palette (`palette`) and the help
 screen are all generated from `COMMANDS`, so a command is added or renamed in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
 
+from textual.app import SystemCommand
 from textual.binding import Binding
+
+if TYPE_CHECKING:
+    from ohlora.tui.app import OhloraApp
 
 
 @dataclass(frozen=True)
@@ -96,3 +101,30 @@ def help_rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     keys = [WIDGET_KEYS[0], WIDGET_KEYS[1]] + [(c.key_label, c.help) for c in COMMANDS if c.keys] + list(WIDGET_KEYS[2:])
     slash = [("/" + c.slash[0] + (f" {c.arg}" if c.arg else ""), c.help) for c in COMMANDS if c.slash]
     return keys, slash
+
+
+def run_slash(app: OhloraApp, line: str) -> None:
+    """Run `/name arg` as the app action the table names for it."""
+    name, _, arg = line[1:].partition(" ")
+    command = by_slash().get(name.lower())
+    if command is None:
+        app.system_line(f"Unknown command /{name}. Type /help for the list.", error=True)
+        return
+    method = getattr(app, f"action_{command.action}")
+    if command.arg:
+        method(arg.strip())
+    elif command.action == "quit":
+        app.run_action("quit")
+    else:
+        method()
+
+
+def palette(app: OhloraApp) -> Iterable[SystemCommand]:
+    """The command palette: the table's entries, one per persona, and the theme picker."""
+    for c in COMMANDS:
+        if c.palette:
+            label = f"{c.help} ({c.key_label})" if c.key_label else c.help
+            yield SystemCommand(c.title, label, lambda a=c.action: app.run_action(a))
+    for p in app.personas.values():
+        yield SystemCommand(f"Persona: {p.name} ({p.id})", p.greeting, lambda pid=p.id: app.switcher.switch(pid))
+    yield SystemCommand("Theme", "Change the current theme", app.action_change_theme)

@@ -1,8 +1,9 @@
-"""Widgets of the chat screen: the input, one message, the status bar, the persona sidebar."""
+"""Widgets of the chat screen: the input, one message (and the note under it), the status bar, the persona sidebar."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual import events
@@ -205,3 +206,11 @@ def reply_note(text: str, tokens: int | None, speed: float | None, reason: str |
     if reason in _REASONS:
         bits.append(_REASONS[reason])
     return " · ".join(bits)
+
+
+def message_note(m: Any) -> str:
+    """The line under a saved message: tokens, speed and stop reason of a reply; edited or not."""
+    note = reply_note(m.content, m.completion_tokens, m.tokens_per_s, m.stop_reason) if m.role == "assistant" else ""
+    if getattr(m, "edited_at", None):
+        note = f"{note} · edited" if note else "edited"
+    return note
