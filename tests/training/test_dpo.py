@@ -93,7 +93,7 @@ def test_pairs_render_as_chat_renders_them(gemma_hf, tmp_path):
     from transformers import AutoTokenizer
 
     from ohlora.prompt import GemmaTemplate
-    from training.dpo import encode_pairs, load_pairs
+    from training.pairs import encode_pairs, load_pairs
     from training.encode import Encoder
 
     tok = AutoTokenizer.from_pretrained(str(gemma_hf))

@@ -11,7 +11,8 @@ import pytest
 from ohlora.errors import UserError
 from training.cli import add_arguments, config_from_args
 from training.config import DPO_DEFAULTS, TrainConfig
-from training.dpo import load_pairs, margins, plan_dpo, split_pairs
+from training.dpo import margins, plan_dpo
+from training.pairs import load_pairs, split_pairs
 
 SHAREGPT = {
     "conversations": [{"from": "human", "value": "안녕"}, {"from": "gpt", "value": "안녕!"},
