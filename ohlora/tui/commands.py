@@ -114,7 +114,7 @@ def run_slash(app: OhloraApp, line: str) -> None:
     if command.arg:
         method(arg.strip())
     elif command.action == "quit":
-        app.run_action("quit")
+        app.call_later(app.run_action, "quit")  # run_action is a coroutine: schedule it, don't drop it
     else:
         method()
 

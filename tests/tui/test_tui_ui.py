@@ -216,3 +216,12 @@ async def test_copy_last_reply_and_a_focused_message():
         _views(app, "user")[-1].focus()
         await pilot.press("c")
         assert app.clipboard == "노래 추천해줘"
+
+
+async def test_slash_quit_exits_the_app():
+    for word in ("/quit", "/exit", "/q"):
+        app = make_app(load_model=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await type_and_send(pilot, word)
+            await wait_for(pilot, lambda: not app.is_running, timeout=20)
+        assert app.return_code == 0, word
