@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.training.train_helpers import changes_logits
 from training.sft import TrainConfig, train
 
 pytestmark = pytest.mark.slow
@@ -96,22 +97,6 @@ def _adapter(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
-def _changes_logits(adapter: Path) -> float:
-    """How far the adapter moves the base's logits in the transformers engine chat uses."""
-    import torch
-
-    from ohlora.backends.hf import HFBackend
-    from ohlora.models import resolve_base
-
-    backend = HFBackend(resolve_base(""))
-    ids = torch.tensor([backend.tokenize("<start_of_turn>user\n안녕<end_of_turn>\n<start_of_turn>model\n")])
-    with torch.no_grad():
-        before = backend.model(ids).logits
-        backend.set_adapter("t", adapter)
-        after = backend._peft(ids).logits
-    return (after - before).abs().max().item()
-
-
 # --- QLoRA -------------------------------------------------------------------------------------
 
 def test_qlora_on_the_cpu_trains_a_4bit_base(gemma_hf, tmp_path):
@@ -147,7 +132,7 @@ def test_qlora_on_the_cpu_trains_a_4bit_base(gemma_hf, tmp_path):
     losses = [r["loss"] for r in result.report["train_loss"]]
     assert len(losses) == 3 and losses[-1] < losses[0], losses  # the same batch each step
     assert result.report["settings"]["qlora"] is True
-    assert _changes_logits(out) > 1e-3
+    assert changes_logits(out) > 1e-3
 
     base_gguf = Path(resolve_base("").path)
     assert result.gguf is not None and result.gguf.is_file()
@@ -233,7 +218,7 @@ def test_zero3_partitions_parameters_and_saves_a_whole_adapter(gemma_hf, tmp_pat
     for key, t in adapter.items():
         assert t.dim() == 2 and t.numel() > 0 and (t.shape[0] == 16 if "lora_A" in key else t.shape[1] == 16), key
     assert max(t.abs().max().item() for k, t in adapter.items() if "lora_B" in k) > 1e-4  # trained
-    assert _changes_logits(out) > 1e-4  # and chat's engine loads it
+    assert changes_logits(out) > 1e-4  # and chat's engine loads it
 
 
 # --- 2 nodes on loopback, a rank killed, --resume ------------------------------------------------

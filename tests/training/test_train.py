@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ohlora.errors import UserError
+from tests.training.train_helpers import changes_logits
 from training.sft import Interrupted, TrainConfig, train
 
 pytestmark = pytest.mark.slow
@@ -154,23 +155,12 @@ def test_cli_register_and_main(tiny_base, chat_file, tmp_path):
 
 def test_acceptance_real_gemma_adapter_changes_output(gemma_hf, chat_file, tmp_path):
     """A tiny CPU run on the real Gemma 3 270M writes an adapter the transformers backend loads and uses."""
-    import torch
-
-    from ohlora.backends.hf import HFBackend
-    from ohlora.models import resolve_base
-
     out = tmp_path / "adapter"
     result = train(TrainConfig(data=str(chat_file), base="", output=str(out), max_steps=2, batch_size=2,
                                max_length=128, lr=1e-3, samples=0, progress=False, gguf=False))
     assert result.report["steps"] == 2
     assert all(p.stat().st_size < 20 * 2**20 for p in out.iterdir())
-    backend = HFBackend(resolve_base(""))
-    ids = torch.tensor([backend.tokenize("<start_of_turn>user\n안녕<end_of_turn>\n<start_of_turn>model\n")])
-    with torch.no_grad():
-        before = backend.model(ids).logits
-        backend.set_adapter("t", out)
-        after = backend._peft(ids).logits
-    assert (after - before).abs().max().item() > 1e-3
+    assert changes_logits(out) > 1e-3
 
 
 def test_csv_eval_file_with_custom_columns(tiny_base, tmp_path):
