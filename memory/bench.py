@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from memory.embed import Embedder
-from memory.files import load_json
+from memory.files import load_json, read_text
 from memory.store import MemoryStore
 from ohlora.errors import UserError
 
@@ -113,14 +113,8 @@ _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
     rows = []
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -53,17 +53,21 @@ def read_export(path: Path, max_chars: int) -> list[Imported]:
 def load_json(path: Path) -> dict:
     """Read a JSON object from `path`; UserError with line and column when it is malformed."""
     try:
-        raw = Path(path).read_text(encoding="utf-8")
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; UserError when it is missing, not UTF-8 or cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object at the top level")
-    return data
