@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from ohlora.errors import UserError
-from ohlora.store import MIGRATIONS, SCHEMA_VERSION, ChatStore, StoreError
+from ohlora.store import ChatStore, StoreError
+from ohlora.store_schema import MIGRATIONS, SCHEMA_VERSION
 
 
 @pytest.fixture
