@@ -40,8 +40,8 @@ def quiet_libraries() -> None:
 
 
 def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
-    """The base from its HF folder: 4-bit NF4 under --qlora (CUDA or CPU), bf16 on a bf16 GPU,
-    float32 otherwise."""
+    """The base from its HF folder: 4-bit NF4 under --qlora (CUDA or CPU), bf16 under bf16 (a bf16
+    GPU, or a CPU that multiplies bf16 natively), float32 otherwise."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -59,10 +59,11 @@ def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
         kwargs["dtype"] = compute
         # one 4-bit copy per process: this rank's GPU under DDP, or the CPU
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0")) if dev.cuda else "cpu"}
-    elif dev.cuda:
-        kwargs["dtype"] = torch.bfloat16 if dev.bf16 else torch.float32
     else:
-        kwargs["dtype"] = torch.float32
+        # under bf16 (GPU or CPU) the frozen base is stored in bf16: autocast would multiply in
+        # bf16 anyway, so this loses nothing, halves the base's memory and saves autocast a
+        # float32 -> bf16 copy of every weight at every forward; the LoRA stays float32 (peft)
+        kwargs["dtype"] = torch.bfloat16 if dev.bf16 else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(str(hf_dir), **kwargs)
     except torch.OutOfMemoryError:
@@ -147,13 +148,36 @@ def wrap_lora(model, cfg: TrainConfig, from_adapter: Path | None = None):
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if from_adapter is not None:
-        return PeftModel.from_pretrained(model, str(from_adapter), is_trainable=True)
+        return no_cast_under_autocast(PeftModel.from_pretrained(model, str(from_adapter), is_trainable=True))
     targets: str | list[str] = cfg.targets if cfg.targets == "all-linear" else [t.strip() for t in cfg.targets.split(",") if t.strip()]
     lcfg = LoraConfig(
         r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
         bias="none", task_type="CAUSAL_LM",
     )
     try:
-        return get_peft_model(model, lcfg)
+        return no_cast_under_autocast(get_peft_model(model, lcfg))
     except ValueError as exc:
         raise UserError(f"--targets {cfg.targets}: {exc}") from None
+
+
+def _cast_input_dtype(self, x, dtype):
+    if x is None or x.dtype == dtype:
+        return x
+    import torch
+
+    if torch.is_autocast_enabled(x.device.type):
+        return x
+    return x.to(dtype=dtype)
+
+
+def no_cast_under_autocast(model):
+    """peft casts each LoRA layer's input to the LoRA's dtype (float32); under bf16 autocast
+    that is two copies of the activations per layer for nothing (autocast casts it straight
+    back to bf16 for the matmul), and the dropout then keeps a float32 copy for backward.
+    Under autocast the input stays as it is; without autocast (samples) peft's cast stands."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module._cast_input_dtype = types.MethodType(_cast_input_dtype, module)
+    return model

@@ -10,7 +10,11 @@ What makes it faster than plain TRL on the same data (see bench/train_throughput
   (`training.loss.target_cross_entropy`), never the prompt or the padding;
 - batches are padding-free (conversations packed end to end, positions restarting, no
   attention across them), so no compute goes to padding;
-- the dataset is tokenized once by us (chat's own rendering), TRL does not re-template it.
+- the dataset is tokenized once by us (chat's own rendering), TRL does not re-template it;
+- no gradient checkpointing on the CPU (no second forward);
+- under bf16 (a bf16 GPU, or a CPU with native bf16) the frozen base is stored in bf16 (half
+  its memory, no per-step weight cast), LoRA inputs are not cast to float32 and back under
+  autocast, and AdamW is the fused one (one kernel for all LoRA tensors).
 
 Output is atomic: everything is written into `<out>.partial/` (checkpoints included, so
 Ctrl-C + `--resume` works) and renamed to `<out>` only when the adapter, `report.json`
