@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ohlora.errors import UserError
 
-SUPPORTED_ARCHS = ("gemma3", "llama")
+SUPPORTED_ARCHS = ("gemma3", "llama", "qwen2")
 
 
 @dataclass

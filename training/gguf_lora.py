@@ -10,7 +10,8 @@ and `lora_B.weight` (n_out, r). At run time llama.cpp adds `scale * alpha / r * 
 Per-architecture layout: the HF->GGUF converter permutes the rows of llama's q/k
 projections for its rotary layout, so the rows of lora_b (the output side) of q/k get the
 same permutation. Gemma 3 changes only norm weights (+1) on conversion, which LoRA never
-targets, so its adapter tensors go through unchanged.
+targets, and Qwen2 (NEOX rotary) is converted without any permutation, so their adapter
+tensors go through unchanged.
 """
 
 from __future__ import annotations

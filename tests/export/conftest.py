@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-MODELS = {"gemma": ("", "gemma3"), "smollm2": ("smollm2", "llama")}
+MODELS = {"gemma": ("", "gemma3"), "smollm2": ("smollm2", "llama"), "qwen": ("qwen1.5b", "qwen2")}
 from export_report import REPORT  # noqa: E402
 
 
@@ -44,7 +44,7 @@ class LoraCase:
 
 
 def _make_case(key: str, root: Path) -> LoraCase:
-    from lora_fixture import EVAL_TEXTS, train_adapter
+    from lora_fixture import EVAL_TEXTS, LEARNING_RATE, train_adapter
     from transformers import AutoTokenizer
 
     from ohlora.models import ensure_hf_copy, resolve_base
@@ -56,7 +56,7 @@ def _make_case(key: str, root: Path) -> LoraCase:
     work = root / key
     work.mkdir(parents=True, exist_ok=True)
     adapter_dir = work / "adapter"
-    stats = train_adapter(hf_dir, arch, adapter_dir)
+    stats = train_adapter(hf_dir, arch, adapter_dir, lr=LEARNING_RATE.get(arch, 5e-3))
     adapter_gguf = write_lora_gguf(adapter_dir, work / "adapter.gguf", base.arch, base=base.path)
     tok = AutoTokenizer.from_pretrained(hf_dir)
     ids = [tok(t)["input_ids"] for t in EVAL_TEXTS[arch]]

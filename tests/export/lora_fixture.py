@@ -52,6 +52,18 @@ EVAL_TEXTS = {
     ],
 }
 
+# Qwen2 speaks ChatML like SmolLM2; its tokenizer packs English tighter, so one Korean
+# conversation more keeps the scored positions above 200
+TRAIN_TEXTS["qwen2"] = TRAIN_TEXTS["llama"]
+EVAL_TEXTS["qwen2"] = EVAL_TEXTS["llama"] + [
+    "<|im_start|>user\n오늘 너무 피곤하다<|im_end|>\n<|im_start|>assistant\n"
+    "에고, 오늘 많이 힘들었구나. 따뜻한 차 한 잔 마시고 일찍 쉬는 건 어때?<|im_end|>\n"
+    "<|im_start|>user\n내일 발표가 있어서 걱정돼<|im_end|>\n<|im_start|>assistant\n"
+    "준비한 만큼 잘할 거야. 자기 전에 한 번만 소리 내서 연습해 보자!<|im_end|>\n",
+]
+# a 1.5B model diverges at the small models' 5e-3
+LEARNING_RATE = {"qwen2": 1e-3}
+
 
 def train_adapter(hf_dir: Path, arch: str, out: Path, steps: int = 10, lr: float = 5e-3, seed: int = 0) -> dict:
     """Train and save a PEFT LoRA adapter (r=8, all linear projections); returns stats."""

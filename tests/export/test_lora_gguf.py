@@ -75,8 +75,8 @@ def test_llama_cpp_loads_the_adapter(tmp_path, smollm2_gguf):
 
 def test_unsupported_architecture_is_named(tmp_path):
     adapter = make_fake_adapter(tmp_path / "a", "gemma")
-    with pytest.raises(UserError, match="'qwen2' is not supported"):
-        write_lora_gguf(adapter, tmp_path / "adapter.gguf", "qwen2")
+    with pytest.raises(UserError, match="'mamba' is not supported"):
+        write_lora_gguf(adapter, tmp_path / "adapter.gguf", "mamba")
     assert not any(tmp_path.glob("*.gguf*"))
 
 
