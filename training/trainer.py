@@ -77,9 +77,11 @@ def sft_config(cfg: TrainConfig, partial: Path, total_steps: int, eval_steps: in
         gradient_checkpointing_kwargs={"use_reentrant": False},
         # QLoRA on CUDA: paged 8-bit AdamW (optimizer state pages out under memory pressure);
         # on the CPU there is nothing to page to, and the LoRA's float32 AdamW state is small.
-        # Fused AdamW: one kernel for all ~250 LoRA tensors instead of ~10 small ops each, which
-        # on 2 CPU cores cost ~1.5 s a step (ZeRO-3 keeps the plain one it was tested with)
-        optim="paged_adamw_8bit" if cfg.qlora and dev.cuda else "adamw_torch" if cfg.zero3 else "adamw_torch_fused",
+        # LoRA otherwise: fused AdamW, one kernel for all ~250 LoRA tensors instead of ~10 small
+        # ops each, which on 2 busy CPU cores cost ~1.5 s a step (--qlora on the CPU and ZeRO-3
+        # keep the plain one they were tested with)
+        optim=("paged_adamw_8bit" if cfg.qlora and dev.cuda else
+               "adamw_torch" if cfg.qlora or cfg.zero3 else "adamw_torch_fused"),
         report_to=[],
         disable_tqdm=True,
         remove_unused_columns=False,
