@@ -12,7 +12,7 @@ Prints JSON: {"trl": {...}, "ohlora": {...}, "speedup": x, "rss_ratio": y}. Runs
 repo's 2-core host: bench/results/train_throughput.json (with the load average of each).
 
 Where the time goes (torch.profiler over step 2 of the ohlora variant, 686 packed tokens, bf16
-on this AVX-512 BF16 CPU, at a quiet moment: 9.4 s): matmuls 2.75 s (30%: ~275 GFLOP, forward
+(`--bf16 on`) on this AVX-512 BF16 CPU, at a quiet moment: 9.4 s): matmuls 2.75 s (30%: ~275 GFLOP, forward
 plus input gradients, the frozen base needs no weight gradients, at ~100 GFLOP/s, which is what
 these 2 cores give in bf16; float32 gives ~52); ~30k small elementwise ops and copies (float32
 RMSNorm, rotary, LoRA dropout, residuals, autocast casts) 3.9 s (43%); attention 1.5 s (16%;
@@ -23,8 +23,9 @@ forward twice (gradient checkpointing) and casts the float32 weights to bf16 at 
 The limit on 2 cores: the matmuls alone would allow ~250 tok/s; the elementwise ops are bound by
 memory and per-op overhead, and each is a 2-thread parallel region, so when other processes
 share the cores every op can wait on a descheduled thread: the same ohlora step took 8 s in one
-run and 40 s in the next at load 4-6, and the speedup ranged 1.5x-7.9x. Fusing those ops
-(torch.compile) is the next step.
+run and 40 s in the next at load 4-6, and the bf16 speedup ranged 0.9x-7.9x over four runs. In
+float32 (the CPU default) the matmuls run at half that rate and the activations are twice the
+size. Fusing the elementwise ops (torch.compile) is the next step.
 """
 
 from __future__ import annotations
