@@ -41,7 +41,7 @@ def quiet_libraries() -> None:
 
 def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     """The base from its HF folder: 4-bit NF4 under --qlora (CUDA or CPU), bf16 under bf16 (a bf16
-    GPU, or a CPU that multiplies bf16 natively), float32 otherwise."""
+    GPU, or `--bf16 on` on the CPU), float32 otherwise."""
     import torch
     from transformers import AutoModelForCausalLM
 
