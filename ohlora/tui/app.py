@@ -106,11 +106,6 @@ class OhloraApp(App[int]):
     def conversation_id(self) -> int | None:
         return self.conversation.id
 
-    @property
-    def _bg_mid(self) -> int | None:
-        """The reply whose alternatives are being written in the background (tests wait on it)."""
-        return self.swipes.mid
-
     # -- layout -------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="✦")

@@ -97,7 +97,7 @@ async def test_an_alternative_is_written_in_the_background_and_shown_on_right(mo
         await _idle(pilot, app)
         (reply,) = _views(app, "assistant")
         mid = reply.db_id
-        await wait_for(pilot, lambda: rows("SELECT count(*) FROM swipes") == [(2,)] and app._bg_mid is None,
+        await wait_for(pilot, lambda: rows("SELECT count(*) FROM swipes") == [(2,)] and app.swipes.mid is None,
                        timeout=WAIT)
         await pilot.pause()
         # kept, but not seen: it is no rejected example yet, and the reply still shows the first one
@@ -134,7 +134,7 @@ async def test_right_while_the_background_alternative_is_written_shows_it_when_d
         await type_and_send(pilot, "안녕")
         await _idle(pilot, app)
         (reply,) = _views(app, "assistant")
-        await wait_for(pilot, lambda: len(calls) == 2 and app._bg_mid == reply.db_id, timeout=WAIT)
+        await wait_for(pilot, lambda: len(calls) == 2 and app.swipes.mid == reply.db_id, timeout=WAIT)
         await pilot.press("up", "right")
         await pilot.pause()
         assert reply.text == "첫 답" and "writing alternative 2" in _swipe_label(reply)
@@ -154,12 +154,12 @@ async def test_a_new_message_stops_the_background_alternative_and_keeps_nothing_
         await _start(pilot, app)
         await type_and_send(pilot, "안녕")
         await _idle(pilot, app)
-        await wait_for(pilot, lambda: len(engine(app).prompts) == 2 and app._bg_mid is not None, timeout=WAIT)
+        await wait_for(pilot, lambda: len(engine(app).prompts) == 2 and app.swipes.mid is not None, timeout=WAIT)
         await type_and_send(pilot, "다음 얘기")
         await _idle(pilot, app)
         assert _views(app, "assistant")[-1].text == "둘째 답"
         first = _views(app, "assistant")[0].db_id
-        await wait_for(pilot, lambda: app._bg_mid is None, timeout=WAIT)  # the second reply's is written
+        await wait_for(pilot, lambda: app.swipes.mid is None, timeout=WAIT)  # the second reply's is written
     # the stopped background alternative of the first reply is not kept, not even in part
     assert rows("SELECT count(*) FROM swipes WHERE message_id = ?", (first,)) == [(0,)]
     assert rows("SELECT content, swipe FROM messages WHERE id = ?", (first,)) == [("첫 답", None)]
