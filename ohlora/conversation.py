@@ -318,23 +318,19 @@ class Conversation:
             raise
 
     def _reply(self, turn: Turn) -> Iterator[str]:
-        parts: list[str] = []
-        finished = False
+        run = _Run()
         try:
-            for piece in self.session.send(turn.text, generation=self.generation()):
-                parts.append(piece)
-                turn.reply = "".join(parts).strip()
+            for piece in self._run(run, turn.text):
+                turn.reply = "".join(run.parts).strip()  # what save_partial keeps if the app quits now
                 yield piece
-            finished = True
-        except Exception as exc:
-            turn.error = _error_text(exc)
+        except Exception:
+            turn.error = run.error
             self._finish(turn, turn.reply, None, "error")
             raise
         finally:
             turn.recalled = list(self.session.last_recalled)
-            if finished:
-                result = self.session.last
-                self._finish(turn, result.text, result, result.stop_reason)
+            if run.result is not None:
+                self._finish(turn, run.result.text, run.result, run.result.stop_reason)
             else:  # the caller stopped reading (GeneratorExit): keep what was written
                 self._finish(turn, turn.reply, None, "cancelled")
 
