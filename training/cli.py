@@ -83,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="4-bit NF4 base (bitsandbytes: CUDA, or the CPU from 0.46.1); paged 8-bit AdamW on CUDA")
     add(t, "--zero3", action="store_true",
         help="DeepSpeed ZeRO-3 in a distributed run (what --launcher deepspeed sets; not with --qlora)")
-    add(t, "--bf16", choices=["auto", "on", "off"], help="auto: on with a bf16 GPU, off on CPU")
+    add(t, "--bf16", choices=["auto", "on", "off"], help="auto: on with a bf16 GPU or a CPU with native bf16 (AVX-512 BF16, AMX), else off")
     add(t, "--gradient-checkpointing", choices=["auto", "on", "off"],
         help="recompute activations in backward (auto: on with CUDA, off on CPU; off is faster, uses more memory)")
     add(t, "--no-packing", dest="packing", action="store_false",

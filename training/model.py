@@ -41,7 +41,7 @@ def quiet_libraries() -> None:
 
 def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     """The base from its HF folder: 4-bit NF4 under --qlora (CUDA or CPU), bf16 under bf16 (a bf16
-    GPU, or `--bf16 on` on the CPU), float32 otherwise."""
+    GPU, or a CPU with native bf16), float32 otherwise."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -49,8 +49,8 @@ def load_model(hf_dir: Path, dev: "Devices", cfg: TrainConfig):
     if cfg.qlora:
         from transformers import BitsAndBytesConfig
 
-        # compute in bf16 on a bf16 GPU, else fp16 on CUDA; float32 on the CPU (bf16 is emulated
-        # on most CPUs, and fp16 matmuls are slow there)
+        # compute in bf16 under bf16 (a bf16 GPU or a CPU with native bf16), else fp16 on CUDA;
+        # float32 on other CPUs (bf16 is emulated there, and fp16 matmuls are slow)
         compute = torch.bfloat16 if dev.bf16 else (torch.float16 if dev.cuda else torch.float32)
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

@@ -102,11 +102,12 @@ def device_plan(cfg: TrainConfig) -> Devices:
     if cuda:
         bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and torch.cuda.is_bf16_supported())
     else:
-        # CPU: float32 unless asked. bf16 is emulated, and slower, on most CPUs; where it is
-        # native (AVX-512 BF16, AMX) `--bf16 on` doubles the matmul rate and halves the memory,
-        # but its rounding makes runs less reproducible: 2 DDP ranks end ~1e-2 away from the
-        # same run in 1 process (float32: ~2e-5), which tests/training/test_scale.py forbids
-        bf16 = cfg.bf16 == "on"
+        # CPU: bf16 where it is native (AVX-512 BF16, AMX): twice the matmul rate, half the
+        # base's memory (bench/train_throughput.py: 4x TRL's tokens/s at 0.8x its peak RSS).
+        # Elsewhere bf16 is emulated and slower than float32. bf16 rounds differently with the
+        # summation order: 2 DDP ranks end ~1e-2 from the same run in 1 process (float32 ~2e-5),
+        # so tests/training/test_scale.py checks DDP's arithmetic with --bf16 off
+        bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and native_cpu_bf16())
     gc = cfg.gradient_checkpointing
     if gc not in ("auto", "on", "off"):
         raise UserError(f"--gradient-checkpointing must be auto, on or off (got {gc!r})")
