@@ -27,7 +27,10 @@ def test_unit_vectors_and_query_passage_prefixes(embedder):
 
 
 def test_the_fused_cosine_is_the_weighted_mean_of_the_two(embedder):
+    from memory.embed import FusedEmbedder
+
     e5, use = embedder.parts
+    embedder = FusedEmbedder(e5, use, adapter=None)  # the query adapter: tests/memory/test_adapter.py
     a2 = embedder.E5_SHARE
     q, m = "반려묘 장난감 사야겠다", "우리 집 고양이 이름은 나비야"
     fused = float(embedder.encode([q], kind="query")[0] @ embedder.encode([m])[0])

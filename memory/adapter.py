@@ -1,0 +1,104 @@
+"""The built-in embedder's query adapter: a learned linear map applied to recall queries only.
+
+A query's fused e5 + USE vector q becomes norm(q + q @ W); memories are embedded as before, so
+stored vectors, `dup_cosine` and `update_cosine` (memory vs memory) are untouched. W (896 x 896,
+float16, 1.6 MB: `query_adapter.npy`) was trained by `python -m memory.adapter` with a contrastive
+loss (each query against every training memory, its own the target; temperature 1/30) plus
+1e-2 x ||W||^2 (pulling it toward the identity map), Adam lr 1e-3, batch 64, 15 epochs, seed 0,
+on the (query, memory) pairs of bench/dev.json (328) and bench/train_pairs.jsonl (540, written for
+this, none from test.json or holdout.json). Chosen by 5-fold cross-validation over dev.json's
+memories (memory/README.md has the numbers); ~2 s of training on one CPU core.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ADAPTER_PATH = Path(__file__).with_name("query_adapter.npy")
+HERE = Path(__file__).parent
+LAMBDA, SCALE, EPOCHS, LR, BATCH, SEED = 1e-2, 30.0, 15, 1e-3, 64, 0
+
+
+def load_adapter(path: Path = ADAPTER_PATH) -> np.ndarray:
+    return np.load(path).astype(np.float32)
+
+
+def apply_adapter(vecs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    out = vecs + vecs @ w
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def training_pairs(files: list[Path]) -> tuple[list[str], list[str], list[set[int]]]:
+    """(memory texts, query texts, each query's memory rows) from bench JSON files and pair JSONL files."""
+    memories: list[str] = []
+    queries: list[str] = []
+    positives: list[set[int]] = []
+    for path in files:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            row = {str(m["id"]): len(memories) + i for i, m in enumerate(data["memories"])}
+            memories += [m["text"].strip() for m in data["memories"]]
+            for q in data["queries"]:
+                queries.append(q["text"])
+                positives.append({row[str(r)] for r in q["relevant"]})
+        else:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    pair = json.loads(line)
+                    memories.append(pair["memory"])
+                    for q in pair["queries"]:
+                        queries.append(q)
+                        positives.append({len(memories) - 1})
+    return memories, queries, positives
+
+
+def train(q: np.ndarray, m: np.ndarray, positives: list[set[int]], *, lam: float = LAMBDA, scale: float = SCALE,
+          epochs: int = EPOCHS, lr: float = LR, batch: int = BATCH, seed: int = SEED) -> np.ndarray:
+    """W minimising cross-entropy of each adapted query over all memories (its other positives
+    left out of the negatives) + lam x ||W||^2; W starts at 0 (the identity map)."""
+    import torch
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    qt, mt = torch.tensor(q, dtype=torch.float32), torch.tensor(m, dtype=torch.float32)
+    w = torch.nn.Parameter(torch.zeros(q.shape[1], q.shape[1]))
+    opt = torch.optim.Adam([w], lr=lr)
+    pos = torch.zeros(len(q), len(m), dtype=torch.bool)
+    for i, rows in enumerate(positives):
+        pos[i, list(rows)] = True
+    target = torch.tensor([min(rows) for rows in positives])
+    for _ in range(epochs):
+        perm = torch.randperm(len(q), generator=gen)
+        for s in range(0, len(q), batch):
+            b = perm[s:s + batch]
+            a = qt[b] + qt[b] @ w
+            a = a / a.norm(dim=1, keepdim=True)
+            logits = scale * a @ mt.T
+            own = logits.gather(1, target[b, None])
+            logits = logits.masked_fill(pos[b], float("-inf")).scatter(1, target[b, None], own)
+            loss = torch.nn.functional.cross_entropy(logits, target[b]) + lam * (w ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return w.detach().numpy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rebuild query_adapter.npy from bench/dev.json and bench/train_pairs.jsonl (or the files given)."""
+    from memory.embed import E5Embedder, FusedEmbedder, USEEmbedder
+
+    files = [Path(a) for a in (argv if argv is not None else sys.argv[1:])] or \
+        [HERE / "bench" / "dev.json", HERE / "bench" / "train_pairs.jsonl"]
+    memories, queries, positives = training_pairs(files)
+    base = FusedEmbedder(E5Embedder(), USEEmbedder(), adapter=None)
+    w = train(base.encode(queries, kind="query"), base.encode(memories), positives)
+    np.save(ADAPTER_PATH, w.astype(np.float16))
+    print(f"{ADAPTER_PATH}: {len(queries)} queries, {len(memories)} memories, |W| = {np.linalg.norm(w):.3f}")
+
+
+if __name__ == "__main__":
+    main()
