@@ -88,12 +88,56 @@ def train(q: np.ndarray, m: np.ndarray, positives: list[set[int]], *, lam: float
     return w.detach().numpy()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Rebuild query_adapter.npy from bench/dev.json and bench/train_pairs.jsonl (or the files given)."""
+def cross_validate(folds: int = 5, seeds: int = SEEDS) -> dict:
+    """Recall on bench/dev.json with an adapter trained without the fold's memories, fold by fold
+    (dev's memories split at random, seed 0): each fold's queries are searched among all 150
+    memories by `ohlora memory bench` (hybrid); training is bench/train_pairs.jsonl plus dev's
+    queries whose memories are outside the fold."""
+    import tempfile
+
+    from memory.bench import run_bench
     from memory.embed import E5Embedder, FusedEmbedder, USEEmbedder
 
-    files = [Path(a) for a in (argv if argv is not None else sys.argv[1:])] or \
-        [HERE / "bench" / "dev.json", HERE / "bench" / "train_pairs.jsonl"]
+    dev_path = HERE / "bench" / "dev.json"
+    dev = json.loads(dev_path.read_text(encoding="utf-8"))
+    mem_ids = [str(m["id"]) for m in dev["memories"]]
+    fold_of = dict(zip(mem_ids, np.random.default_rng(0).permutation(len(mem_ids)) % folds))
+    extra_m, extra_q, extra_pos = training_pairs([HERE / "bench" / "train_pairs.jsonl"])
+    e5, use = E5Embedder(), USEEmbedder()
+    base = FusedEmbedder(e5, use, adapter=None)
+    totals: dict[str, float] = {}
+    for fold in range(folds):
+        kept = [m for m in dev["memories"] if fold_of[str(m["id"])] != fold]
+        row = {str(m["id"]): i for i, m in enumerate(kept)}
+        train_q = [q for q in dev["queries"] if all(fold_of[str(r)] != fold for r in q["relevant"])]
+        memories = [m["text"].strip() for m in kept] + extra_m
+        queries = [q["text"] for q in train_q] + extra_q
+        positives = [{row[str(r)] for r in q["relevant"]} for q in train_q] + \
+            [{len(kept) + p for p in rows} for rows in extra_pos]
+        qv, mv = base.encode(queries, kind="query"), base.encode(memories)
+        w = np.mean([train(qv, mv, positives, seed=seed) for seed in range(seeds)], axis=0)
+        held = [q for q in dev["queries"] if fold_of[str(q["relevant"][0])] == fold]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "fold.json"
+            path.write_text(json.dumps({"memories": dev["memories"], "queries": held}, ensure_ascii=False), encoding="utf-8")
+            for name, emb in (("without", base), ("with", FusedEmbedder(e5, use, adapter=w))):
+                got = run_bench(path, [1, 3, 5], embedder=emb, retriever="hybrid")
+                for k in (1, 3, 5):
+                    key = f"{name} recall@{k}"
+                    totals[key] = totals.get(key, 0.0) + got[f"recall@{k}"] * len(held)
+    return {key: round(v / len(dev["queries"]), 4) for key, v in totals.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rebuild query_adapter.npy from bench/dev.json and bench/train_pairs.jsonl (or the files given);
+    `--kfold N`: print dev.json's N-fold recall with and without an adapter instead."""
+    from memory.embed import E5Embedder, FusedEmbedder, USEEmbedder
+
+    args = list(argv if argv is not None else sys.argv[1:])
+    if args[:1] == ["--kfold"]:
+        print(json.dumps(cross_validate(int(args[1]))))
+        return
+    files = [Path(a) for a in args] or [HERE / "bench" / "dev.json", HERE / "bench" / "train_pairs.jsonl"]
     memories, queries, positives = training_pairs(files)
     base = FusedEmbedder(E5Embedder(), USEEmbedder(), adapter=None)
     q, m = base.encode(queries, kind="query"), base.encode(memories)
