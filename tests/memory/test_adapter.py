@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.adapter import ADAPTER_PATH, apply_adapter, training_pairs
+from memory.adapter import training_pairs
+from memory.embed import ADAPTER_PATH, apply_adapter
 
 BENCH = Path(__file__).resolve().parents[2] / "memory" / "bench"
 

@@ -146,7 +146,7 @@ def test_recall_says_why(store):
     store.add("우리 집 고양이 이름은 나비야")
     (top,) = store.recall("땅콩 들어간 과자 먹어도 돼?", k=1)
     assert "땅콩" in top.memory.text
-    assert top.why == "dense+bm25" and top.lexical > 0 and 0.55 <= top.cosine <= 1.0
+    assert top.why == "dense+bm25" and top.lexical > 0 and store.embedder.min_cosine <= top.cosine <= 1.0
     (other,) = store.recall("견과류 들어간 과자 먹어도 돼?", k=1)
     assert other.why == "dense" and other.lexical == 0  # no shared word: the embedding alone found it
 
