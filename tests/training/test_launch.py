@@ -127,11 +127,26 @@ def test_qlora_on_the_cpu_needs_bitsandbytes_0_46_1(monkeypatch):
     with pytest.raises(UserError, match=r"--qlora on the CPU needs bitsandbytes >= 0\.46\.1 \(this is 0\.45\.5"):
         device_plan(TrainConfig(qlora=True))
     _fake_bnb(monkeypatch, "0.46.1")
+    monkeypatch.setattr("training.plan.native_cpu_bf16", lambda: False)
     dev = device_plan(TrainConfig(qlora=True))
     assert not dev.cuda and not dev.bf16
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # not installed
     with pytest.raises(UserError, match="--qlora needs bitsandbytes >= 0.46.1: pip install"):
         device_plan(TrainConfig(qlora=True))
+
+
+def test_bf16_on_the_cpu_follows_the_cpu_unless_asked(monkeypatch):
+    """auto: bf16 where the CPU has it natively (AVX-512 BF16, AMX), float32 elsewhere; on/off win."""
+    import torch
+
+    from training.plan import device_plan
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for native in (True, False):
+        monkeypatch.setattr("training.plan.native_cpu_bf16", lambda native=native: native)
+        assert device_plan(TrainConfig()).bf16 is native
+        assert device_plan(TrainConfig(bf16="on")).bf16 is True
+        assert device_plan(TrainConfig(bf16="off")).bf16 is False
 
 
 def test_qlora_and_zero3_do_not_mix(monkeypatch):
