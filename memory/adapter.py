@@ -81,6 +81,12 @@ def train(q: np.ndarray, m: np.ndarray, positives: list[set[int]], *, lam: float
     return w.detach().numpy()
 
 
+def fit(base, memories: list[str], queries: list[str], positives: list[set[int]], seeds: int = SEEDS) -> np.ndarray:
+    """W on `base`'s (unadapted) vectors: the mean of `seeds` training runs (seeds 0, 1, ...)."""
+    q, m = base.encode(queries, kind="query"), base.encode(memories)
+    return np.mean([train(q, m, positives, seed=seed) for seed in range(seeds)], axis=0)
+
+
 def cross_validate(folds: int = 5, seeds: int = SEEDS) -> dict:
     """Recall on bench/dev.json with an adapter trained without the fold's memories, fold by fold
     (dev's memories split at random, seed 0): each fold's queries are searched among all 150
@@ -107,8 +113,7 @@ def cross_validate(folds: int = 5, seeds: int = SEEDS) -> dict:
         queries = [q["text"] for q in train_q] + extra_q
         positives = [{row[str(r)] for r in q["relevant"]} for q in train_q] + \
             [{len(kept) + p for p in rows} for rows in extra_pos]
-        qv, mv = base.encode(queries, kind="query"), base.encode(memories)
-        w = np.mean([train(qv, mv, positives, seed=seed) for seed in range(seeds)], axis=0)
+        w = fit(base, memories, queries, positives, seeds)
         held = [q for q in dev["queries"] if fold_of[str(q["relevant"][0])] == fold]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "fold.json"
@@ -132,9 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     files = [Path(a) for a in args] or [HERE / "bench" / "dev.json", HERE / "bench" / "train_pairs.jsonl"]
     memories, queries, positives = training_pairs(files)
-    base = FusedEmbedder(E5Embedder(), USEEmbedder(), adapter=None)
-    q, m = base.encode(queries, kind="query"), base.encode(memories)
-    w = np.mean([train(q, m, positives, seed=seed) for seed in range(SEEDS)], axis=0)
+    w = fit(FusedEmbedder(E5Embedder(), USEEmbedder(), adapter=None), memories, queries, positives)
     np.save(ADAPTER_PATH, w.astype(np.float16))
     print(f"{ADAPTER_PATH}: {len(queries)} queries, {len(memories)} memories, |W| = {np.linalg.norm(w):.3f}")
 

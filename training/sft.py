@@ -12,7 +12,7 @@ What makes it faster than plain TRL on the same data (see bench/train_throughput
   attention across them), so no compute goes to padding;
 - the dataset is tokenized once by us (chat's own rendering), TRL does not re-template it;
 - no gradient checkpointing on the CPU (no second forward);
-- under bf16 (a bf16 GPU, or `--bf16 on` on the CPU) the frozen base is stored in bf16 (half
+- under bf16 (a bf16 GPU, or a CPU with native bf16) the frozen base is stored in bf16 (half
   its memory, no per-step weight cast), LoRA inputs are not cast to float32 and back under
   autocast, and AdamW is the fused one (one kernel for all LoRA tensors).
 
