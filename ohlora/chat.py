@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ohlora.config import Settings
 from ohlora.errors import UserError
 from ohlora.personas import Persona, load_persona
-from ohlora.prompt import build, template_for
+from ohlora.prompt import build, context_block, template_for
 from ohlora.backends import EnginePool, resolve_base_for
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class ChatSession:
         memory: Any = None,
         history: list[dict] | None = None,
         use_adapter: bool = True,
+        guards: Any = None,
     ):
         self.settings = settings
         self.persona = persona if isinstance(persona, Persona) else load_persona(persona or settings.persona)
@@ -68,6 +69,12 @@ class ChatSession:
         self.memory = memory  # anything with recall(text, k, persona=) -> [Recalled]
         self.history: list[dict] = list(history or [])
         self.use_adapter = use_adapter  # False: the bare base with the persona's prompt
+        if guards is None and settings.guard:
+            from ohlora.registry import open_guards
+
+            guards = open_guards(settings)
+        self.guards = guards  # ohlora.guards.Guards: clock and safety replies the model does not write
+        self.last_guard: Any = None  # the GuardReply of the last turn, if the app answered itself
         self.last: GenerationResult | None = None
         self.last_recalled: list[Any] = []  # Recalled items that went into the last prompt
         self.last_prompt: str = ""
@@ -193,6 +200,11 @@ class ChatSession:
         text = clean_input(text)
         own = history is None
         hist = self.history if own else history
+        now = datetime.now()
+        self.last_guard = self.guards.check(text, self.shown_persona(), now) if self.guards and not prefix else None
+        if self.last_guard is not None:
+            yield from self._say_guarded(text, self.last_guard, now, own)
+            return
         template = self._base_and_template()[1]  # before loading: a model without one fails fast
         engine = self.engine()
         self.last_recalled = self.recall(text)
@@ -211,7 +223,7 @@ class ChatSession:
             engine.count_tokens,
             engine.n_ctx,
             gen.max_tokens + engine.count_tokens(prefix) if prefix else gen.max_tokens,
-            now=datetime.now(),
+            now=now,
             include_examples=not self._has_adapter,
             lore=lore_texts,
         )
@@ -226,3 +238,14 @@ class ChatSession:
         if own:
             self.history += [{"role": "user", "content": text, "context": prompt.context},
                              {"role": "assistant", "content": prefix + self.last.text}]
+
+    def _say_guarded(self, text: str, guard: Any, now: datetime, own: bool) -> Iterator[str]:
+        """A reply the app wrote itself (ohlora.guards): no model call, no recall."""
+        from ohlora.backends.base import GenerationResult
+
+        self.last_recalled, self.last_lore, self.last_prompt = [], [], ""
+        self.last = GenerationResult(text=guard.text, stop_reason=guard.kind)
+        yield guard.text
+        if own:
+            self.history += [{"role": "user", "content": text, "context": context_block(now, [])},
+                             {"role": "assistant", "content": guard.text}]

@@ -73,6 +73,7 @@ class Settings:
     theme: str = "textual-dark"
     user_name: str = ""  # what {{user}} in a character card becomes ("" = 사용자 / User)
     swipes_ahead: int = 1  # alternatives the chat app writes in the background for the last reply
+    guard: bool = True  # the app answers clock questions and harmful / crisis messages itself (ohlora.guards)
     extra: dict = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -32,7 +32,8 @@ def generate_answers(persona, prompts, settings, base_only: bool = False,
         for _ in session.send(prompt):
             pass
         r = session.last
-        answers.append(Answer(prompt, r.text, r.stop_reason, r.completion_tokens, r.tokens_per_s, ref))
+        answers.append(Answer(prompt, r.text, r.stop_reason, r.completion_tokens, r.tokens_per_s, ref,
+                              by_app=session.last_guard is not None))
         if progress:
             progress()
     return answers

@@ -39,6 +39,18 @@ class ExampleTurn:
 
 
 @dataclass(frozen=True)
+class Replies:
+    """Lines the app says itself instead of the model (`ohlora.guards`): declining a harmful
+    request, answering a user in crisis. `_en` lines are for messages without Hangul. Empty:
+    the app's neutral lines."""
+
+    refuse: tuple[str, ...] = ()
+    refuse_en: tuple[str, ...] = ()
+    crisis: tuple[str, ...] = ()
+    crisis_en: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Persona:
     id: str
     name: str
@@ -53,6 +65,7 @@ class Persona:
     adapter: str = "adapter"
     adapter_gguf: str = "adapter.gguf"
     description: str = ""
+    replies: Replies = field(default_factory=Replies)
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -93,7 +106,7 @@ def _want(data: dict, key: str, kind: type | tuple[type, ...], src: str, require
 
 _KNOWN = {
     "id", "name", "language", "system_prompt", "greeting", "base", "examples", "stop",
-    "generation", "adapter", "adapter_gguf", "description",
+    "generation", "adapter", "adapter_gguf", "description", "replies",
 }
 
 
@@ -144,6 +157,15 @@ def parse_persona(path: Path) -> Persona:
         raise UserError(f"{gen_src}: field 'top_p' must be in (0, 1]")
     if generation.max_tokens < 1:
         raise UserError(f"{gen_src}: field 'max_tokens' must be at least 1")
+    replies_raw = _want(data, "replies", dict, src, required=False, default={})
+    lines: dict[str, tuple[str, ...]] = {}
+    for key in replies_raw:
+        if key not in Replies.__dataclass_fields__:
+            raise UserError(f"{src}: replies: unknown field '{key}' (known: {', '.join(Replies.__dataclass_fields__)})")
+        value = replies_raw[key]
+        if not isinstance(value, list) or not value or not all(isinstance(x, str) and x.strip() for x in value):
+            raise UserError(f"{src}: replies: field '{key}' must be a list of non-empty strings")
+        lines[key] = tuple(x.strip() for x in value)
     return Persona(
         id=pid,
         name=_want(data, "name", str, src),
@@ -158,6 +180,7 @@ def parse_persona(path: Path) -> Persona:
         adapter=_want(data, "adapter", str, src, required=False, default="adapter"),
         adapter_gguf=_want(data, "adapter_gguf", str, src, required=False, default="adapter.gguf"),
         description=_want(data, "description", str, src, required=False, default=""),
+        replies=Replies(**lines),
     )
 
 

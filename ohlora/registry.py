@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ohlora.config import Settings
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "EMBEDDERS", "EnginePool", "backend_names", "embedder_help",
-           "load_backend", "make_embedder", "open_memory", "resolve_base_for", "share_embedder"]
+           "load_backend", "make_embedder", "open_guards", "open_memory", "resolve_base_for", "share_embedder"]
 
 
 # -- embedders ----------------------------------------------------------------------
@@ -112,3 +112,12 @@ def _relay(holder: dict, message: str) -> None:
     fn = holder.get("say")
     if fn is not None:
         fn(message)
+
+
+def open_guards(settings: "Settings") -> Any:
+    """The clock and safety replies (ohlora.guards). The safety classifier reads the built-in
+    embedder's vectors; with `embedder = "hash"` (no model loads: tests, tiny machines) only
+    the clock answers."""
+    from ohlora.guards import Guards
+
+    return Guards(None if settings.embedder.strip() == "hash" else (lambda: make_embedder("")))

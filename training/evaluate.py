@@ -65,6 +65,7 @@ class Answer:
     completion_tokens: int
     tokens_per_s: float
     reference: str | None = None
+    by_app: bool = False  # the app wrote it without the model (a clock or safety reply)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class TextReport:
     tokens_per_s: float
     chrf: float | None
     n_prompts: int
+    app_replies: int = 0  # answers the app wrote itself (clock, safety): not in termination or tok/s
     answers: list[Answer] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
@@ -89,15 +91,17 @@ def text_report(answers: Sequence[Answer]) -> TextReport:
         raise UserError("no prompts to evaluate")
     korean = [a for a in answers if is_korean(a.prompt)]
     with_ref = [a for a in answers if a.reference]
+    model = [a for a in answers if not a.by_app]  # what the model wrote
     return TextReport(
-        termination_rate=sum(a.stop_reason in ("end_of_turn", "stop_string") for a in answers) / n,
+        termination_rate=sum(a.stop_reason in ("end_of_turn", "stop_string") for a in model) / len(model) if model else 1.0,
         repetition_rate=sum(has_repeated_4gram(a.text) for a in answers) / n,
         distinct_2=distinct_2([a.text for a in answers]),
         hangul_ratio=(sum(hangul_ratio(a.text) for a in korean) / len(korean)) if korean else None,
         mean_chars=sum(len(a.text) for a in answers) / n,
-        tokens_per_s=sum(a.tokens_per_s for a in answers) / n,
+        tokens_per_s=sum(a.tokens_per_s for a in model) / len(model) if model else 0.0,
         chrf=chrf([a.text for a in with_ref], [a.reference or "" for a in with_ref]) if with_ref else None,
         n_prompts=n,
+        app_replies=n - len(model),
         answers=list(answers),
     )
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from ohlora.personas import Generation
 
 STOP_REASONS = ("end_of_turn", "stop_string", "max_tokens", "cancelled")
+# replies the app writes itself, without the model (ohlora.guards): their stop reason says which
+APP_REPLIES = ("clock", "safety")
 
 
 @dataclass

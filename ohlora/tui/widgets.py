@@ -193,7 +193,8 @@ class PersonaSidebar(ListView):
     """The personas you can talk to, with their greeting; Enter switches."""
 
 
-_REASONS = {"cancelled": "stopped", "max_tokens": "length limit", "error": "error"}
+_REASONS = {"cancelled": "stopped", "max_tokens": "length limit", "error": "error",
+            "clock": "from the clock", "safety": "safety reply"}
 
 
 def reply_note(text: str, tokens: int | None, speed: float | None, reason: str | None) -> str:

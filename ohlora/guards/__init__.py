@@ -1,0 +1,111 @@
+"""Replies the app writes itself, before the model is asked.
+
+A small model cannot be trusted with two kinds of message, however it was trained: it reads
+the clock in its prompt wrong, and it helps with harmful requests or answers a user in
+crisis with small talk. For these the session does not call the model:
+
+- `clock.py`: questions about the date and time, answered from the clock (Korean, English);
+- `safety.py`: a classifier on the sentence vector; a harmful request gets one of the
+  persona's refusal lines, a user in crisis one of its crisis lines (`[replies]` in
+  persona.toml, the app's neutral lines when a persona has none).
+
+Everything else goes to the model as before. The setting `guard = false` turns this off.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ohlora.backends.base import APP_REPLIES
+from ohlora.guards import clock
+from ohlora.guards.safety import HEAD_FILE, SafetyHead
+
+if TYPE_CHECKING:
+    from ohlora.personas import Persona
+
+CLOCK, SAFETY = APP_REPLIES  # the stop reasons of replies written here (GenerationResult.stop_reason)
+
+NEUTRAL = {
+    "refuse": ("그건 도와드릴 수 없어요. 누군가 다치거나 법에 걸릴 수 있는 일이에요. 다른 이야기라면 얼마든지요.",),
+    "refuse_en": ("I can't help with that: it could hurt someone or break the law. Happy to talk about anything else.",),
+    "crisis": ("말해 줘서 고마워요. 지금 위험하다고 느끼면 119에, 이야기할 사람이 필요하면 자살예방상담전화 109에 "
+               "전화해 주세요. 24시간 받아요.",),
+    "crisis_en": ("Thank you for telling me. If you're in danger right now, call your local emergency number; "
+                  "in the US you can call or text 988, in Korea call 109, any time.",),
+}
+
+
+@dataclass(frozen=True)
+class GuardReply:
+    kind: str  # CLOCK | SAFETY
+    text: str
+    detail: str  # "harmful" / "crisis", or what the clock question asked ("time", "date", ...)
+
+
+class Guards:
+    """`check(text, persona, now)` -> a GuardReply, or None for the model to answer.
+
+    `embedder` is called once, in a background thread started at construction, for the
+    safety classifier's sentence vectors (the built-in embedder); None turns the safety
+    check off (the clock still answers)."""
+
+    def __init__(self, embedder: Callable[[], Any] | None, head: Path = HEAD_FILE, seed: int | None = None) -> None:
+        self._rng = random.Random(seed)
+        self._head: SafetyHead | None = None
+        self._embedder: Any = None
+        self.error = ""  # why the safety check is off, if it failed to load
+        self._ready = threading.Event()
+        if embedder is None:
+            self._ready.set()
+        else:
+            threading.Thread(target=self._load, args=(embedder, head), daemon=True, name="ohlora-guards").start()
+
+    def _load(self, embedder: Callable[[], Any], head: Path) -> None:
+        try:
+            self._head = SafetyHead(head)
+            emb = embedder()
+            emb.encode(["warm-up"], kind="memory")  # the first encode loads the encoders
+            self._embedder = emb
+        except Exception as exc:  # noqa: BLE001 - a broken install must not stop the chat
+            self.error = f"safety check off: {exc}"
+            self._head = None
+        finally:
+            self._ready.set()
+
+    @property
+    def safety_on(self) -> bool:
+        self._ready.wait()
+        return self._head is not None and self._embedder is not None
+
+    def verdict(self, text: str):
+        """The safety head's verdict on one message (None when the check is off)."""
+        if not self.safety_on:
+            return None
+        vec = self._embedder.encode([text], kind="memory")[0]
+        return self._head.verdict(vec, text) if vec.shape[0] == self._head.dim else None  # type: ignore[union-attr]
+
+    def check(self, text: str, persona: "Persona", now: datetime) -> GuardReply | None:
+        verdict = self.verdict(text)
+        if verdict is not None and verdict.label != "ordinary":
+            key = "refuse" if verdict.label == "harmful" else "crisis"
+            return GuardReply(SAFETY, self._line(persona, key, text), verdict.label)
+        question = clock.ask(text, now)
+        if question is not None:
+            return GuardReply(CLOCK, clock.answer(question, now), question.want)
+        return None
+
+    def _line(self, persona: "Persona", key: str, text: str) -> str:
+        """One of the persona's lines in the message's language (then the other, then neutral)."""
+        korean = bool(re.search(r"[가-힣]", text))
+        order = (key, f"{key}_en") if korean else (f"{key}_en", key)
+        for name in order:
+            lines = getattr(persona.replies, name)
+            if lines:
+                return self._rng.choice(lines)
+        return self._rng.choice(NEUTRAL[order[0]])

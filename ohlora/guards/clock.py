@@ -1,0 +1,497 @@
+"""Questions about the date and time, answered from the clock instead of by the model.
+
+A 270M (or 1.5B) model copies the clock from its prompt badly: it names the wrong hour,
+adds a day to "모레", calls Sunday Monday. `ask(text)` reads what the question wants
+(the time now, the date or weekday of a day relative to today, the time left until an
+hour, the days left until a weekday, yes/no about midnight or lunch) and `answer(q, now)`
+writes the reply. Anything else (`ask` returns None) goes to the model as before.
+
+Korean and English. Rules are on the question's form (a question word for time or date
+next to a question ending), not on a list of sentences, so "몇 시에 자는 게 좋아?" or
+"며칠 동안 못 잤어" stay with the model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+WEEKDAYS_KO = "월화수목금토일"
+WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December")
+
+# a question ending right after the asked-for word: 몇 시야 / 며칠이지 / 무슨 요일이에요 / 몇 시임
+_END = (r"(?:\s*(?:이야|이지|이냐|이니|이에요|이예요|예요|에요|이었지|였지|였더라|이더라|더라|일까|인지|인가|이죠|죠|"
+        r"이었어|였어|임|야|지|냐|니|쯤|됐|되었|돼|인데|이게|게|일|이었나|였나|인가요|이었더라|이여)\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]|\s)"
+        r"|\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]))")
+_KO_TIME = re.compile(r"몇\s*[시씨](?!간)" + r"(?:\s*몇\s*분)?" + _END)
+_KO_TIME_WORDS = re.compile(r"(?:지금|현재)\s*(?:시간|시각)\s*(?:좀\s*)?(?:알려|몇|어떻게|이|은|\?|$)|시간\s*좀\s*알려|"
+                            r"(?:지금|현재)\s*몇\s*시")
+_KO_DATE_ASK = re.compile(r"날짜\s*(?:가|는|좀)?\s*(?:알려|뭐|어떻게|몇|궁금)")
+_KO_DATE = re.compile(r"(?:며칠|몇\s*일|몇\s*월\s*몇\s*일|날짜)(?!\s*(?:남|걸|동안|전|후|뒤|째|내|정도|씩|만에|간|연속|이나))" + _END)
+_KO_WEEKDAY = re.compile(r"(?:무슨|몇|어떤|무순)\s*요일" + _END)
+_KO_MONTH = re.compile(r"몇\s*월" + _END)
+_KO_YEAR = re.compile(r"(?:몇\s*년|몇\s*년도|올해\s*가?\s*몇)" + _END)
+_KO_LEFT = re.compile(r"(?:얼마|몇\s*분|몇\s*시간|몇\s*일|며칠)\s*(?:나|이나|정도|쯤)?\s*(남|지났|지남|걸려|됐)")
+_KO_MIDNIGHT = re.compile(r"자정\s*(?:이\s*)?(?:넘었|넘음|넘었나|지났|지남|됐)")
+_KO_LUNCH = re.compile(r"점심\s*시간\s*(?:이야|이지|인가|이에요|이죠|맞|됐|야|지\b|임|이냐|\?)")
+_KO_AMPM = re.compile(r"(?:오전|오후)\s*(?:이야|야|인가|이에요|예요|임|이지|지)?\s*(?:오전|오후)\s*(?:이야|야|인가|이에요|예요|임|이지|지)")
+_KO_IS_DAY = re.compile(r"요일\s*(?:이지|지|이냐|냐|맞|인가|이니|이죠|죠|이야\s*\?|야\s*\?|이에요\s*\?|예요\s*\?|됐|이네\s*\?)")
+_KO_IS_MONTH = re.compile(r"(?:벌써|이제|곧|아직|오늘|내일)?\s*(1[0-2]|[1-9])\s*월\s*(?:이지|인가|이야\s*\?|맞|됐|이죠|이에요\s*\?|이냐)")
+
+_EN_TIME = re.compile(r"\bwhat(?:'s| is)? the time\b|\bwhat time (?:\w+ )?is it\b|\btime is it\b|\bcurrent time\b|"
+                      r"\bgot the time\b|\btell me the time\b|\bhow late is it\b", re.I)
+_EN_DATE = re.compile(r"\bwhat(?:'s| is)? (?:the )?date\b|\bwhat date\b|\bdate (?:is it|today)\b|"
+                      r"\bwhich date\b|\bwhat(?:'s| is)? today\b|\bthe date (?:is it|tomorrow|today)\b", re.I)
+_EN_DAY = re.compile(r"\bwhat day\b|\bwhich day\b|\bday of the week\b|\bwhat(?:'s| is) the day\b", re.I)
+_EN_MONTH = re.compile(r"\bwhat month\b|\bwhich month\b", re.I)
+_EN_YEAR = re.compile(r"\bwhat year\b|\bwhich year\b", re.I)
+_EN_IS_DAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(monday|tuesday|wednesday|thursday|"
+                        r"friday|saturday|sunday)\b", re.I)
+_EN_MIDNIGHT = re.compile(r"\b(?:past|after) midnight\b|\bmidnight yet\b|\bhit midnight\b", re.I)
+_EN_IS_MONTH = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(" + "|".join(MONTHS_EN) + r")\b", re.I)
+_EN_IS_HOLIDAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(christmas|new year|valentine|halloween|april fool)", re.I)
+_EN_LUNCH = re.compile(r"\blunch ?time\b", re.I)
+
+_KO_DAYS = [  # longest first: 내일모레 before 내일
+    ("내일모레", 2), ("내일 모레", 2), ("낼모레", 2), ("글피", 3), ("모레", 2), ("내일", 1), ("낼", 1),
+    ("그저께", -2), ("그제", -2), ("엊그제", -2), ("어제", -1), ("오늘", 0)]
+_KO_N_DAYS = re.compile(r"(\d+)\s*일\s*(뒤|후|전|있다가)")
+_KO_NATIVE_DAYS = {"하루": 1, "이틀": 2, "사흘": 3, "나흘": 4, "닷새": 5, "엿새": 6, "이레": 7, "열흘": 10,
+                   "일주일": 7, "한 주": 7, "한주": 7, "이주": 14, "2주": 14, "보름": 15}
+_KO_NATIVE = re.compile(r"(하루|이틀|사흘|나흘|닷새|엿새|이레|열흘|일주일|한\s?주|이주|2주|보름)\s*(?:일\s*)?(뒤|후|전|있다가)")
+_KO_WEEK_DAY = re.compile(r"(이번\s*주|이번주|다음\s*주|다음주|담주|저번\s*주|저번주|지난\s*주|지난주|다다음\s*주)?\s*"
+                          r"([월화수목금토일])요일")
+_KO_HOUR = re.compile(r"(오전|오후|아침|저녁|밤|새벽|낮)?\s*(\d{1,2})\s*시\s*(?:(\d{1,2})\s*분|반)?")
+
+# fixed-date days people count down to (month, day); lunar holidays are left to the model
+HOLIDAYS = {"크리스마스": (12, 25), "성탄절": (12, 25), "새해": (1, 1), "신정": (1, 1), "발렌타인": (2, 14),
+            "밸런타인": (2, 14), "화이트데이": (3, 14), "만우절": (4, 1), "어린이날": (5, 5), "할로윈": (10, 31),
+            "핼러윈": (10, 31), "빼빼로데이": (11, 11), "한글날": (10, 9), "광복절": (8, 15), "삼일절": (3, 1),
+            "개천절": (10, 3), "현충일": (6, 6), "christmas": (12, 25), "new year": (1, 1), "valentine": (2, 14),
+            "halloween": (10, 31), "april fool": (4, 1)}
+_HOLIDAY = "|".join(sorted(map(re.escape, HOLIDAYS), key=len, reverse=True))
+_KO_UNTIL = re.compile(r"(" + _HOLIDAY + r"|이번\s*달|올해|연말|주말|자정)\s*(?:데이)?\s*(?:까지|이)?\s*(?:는\s*)?"
+                       r"(?:앞으로\s*)?(며칠|몇\s*일|몇\s*시간|몇\s*분|얼마)\s*(?:나\s*|이나\s*|정도\s*)?남")
+_KO_IS_HOLIDAY = re.compile(r"(" + _HOLIDAY + r")\s*(?:데이|이브)?\s*(?:이지|지|맞|이야\s*\?|야\s*\?|인가|이죠|죠|냐|됐|되었|이냐)")
+_KO_HOLIDAY_NAMED = re.compile(r"(" + _HOLIDAY + r")")
+_EN_UNTIL = re.compile(r"\bhow (?:many (days|hours|minutes)|long) (?:un)?till? (?:the )?(" + _HOLIDAY +
+                       r"|weekend|midnight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|(\d{1,2})(?::(\d\d))? ?(am|pm)?)", re.I)
+
+_EN_DAYS = [("day after tomorrow", 2), ("tomorrow", 1), ("yesterday", -1), ("today", 0), ("tonight", 0)]
+_EN_N_DAYS = re.compile(r"\bin (\d+) days\b|\b(\d+) days (from now|ago)\b", re.I)
+_EN_WEEK_DAY = re.compile(r"\b(this|next|last)?\s*(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
+
+
+@dataclass(frozen=True)
+class ClockQuestion:
+    """What a message asks of the clock."""
+
+    lang: str  # "ko" | "en"
+    want: str  # "time" | "date" | "weekday" | "month" | "year" | "left" | "midnight" | "lunch" | "ampm" | "is_day"
+    day: int = 0  # days from today the question is about
+    day_word: str = ""  # how the user named that day (내일, 이번 주 금요일, tomorrow)
+    target: tuple[int, int] | None = None  # "left" questions: the hour and minute asked about
+    target_weekday: int | None = None  # "is_day" / "left" to a weekday
+    polite: bool = False  # the user writes 존댓말
+    goal: datetime | None = None  # "left" questions: the moment counted down to
+    unit: str = "day"  # "day" | "hour" | "minute": how the time left is said
+    name: str = ""  # the day's name (크리스마스) for "left" and "is_day" questions about a holiday
+    target_month: int | None = None  # "is_month": the month asked about
+    also_time: bool = False  # the message also asks the time now
+    either: bool = False  # "is it Saturday or Sunday?": no yes/no in the reply
+
+
+def _next_holiday(name: str, now: datetime) -> datetime:
+    month, day = HOLIDAYS[name]
+    goal = datetime(now.year, month, day)
+    return goal if goal.date() >= now.date() else datetime(now.year + 1, month, day)
+
+
+def _goal_of(word: str, now: datetime) -> tuple[datetime, str]:
+    """The moment a countdown word names, and the name to say it by."""
+    w = re.sub(r"\s", "", word).lower()
+    day0 = datetime.combine(now.date(), datetime.min.time())
+    if w in ("이번달",):
+        first = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return datetime.combine(first.date(), datetime.min.time()), "이번 달 끝"
+    if w in ("올해", "연말"):
+        return datetime(now.year + 1, 1, 1), "올해 끝"
+    if w in ("주말", "weekend"):
+        return day0 + timedelta(days=(5 - now.weekday()) % 7), "주말" if w == "주말" else "the weekend"
+    if w in ("자정", "midnight"):
+        return day0 + timedelta(days=1), w
+    if w in [d.lower() for d in WEEKDAYS_EN]:
+        wd = [d.lower() for d in WEEKDAYS_EN].index(w)
+        return day0 + timedelta(days=(wd - now.weekday()) % 7 or 7), WEEKDAYS_EN[wd]
+    key = next(k for k in HOLIDAYS if k.replace(" ", "") == w or w.startswith(k.replace(" ", "")))
+    return _next_holiday(key, now), key
+
+
+def _unit(word: str) -> str:
+    return "hour" if "시간" in word or word.lower() == "hours" else "minute" if "분" in word or word.lower() == "minutes" else "day"
+
+
+def _polite(text: str) -> bool:
+    return bool(re.search(r"(요|니까|습니까|세요|죠)\s*[?.!~ㅠㅜ]*\s*$", text.strip()))
+
+
+def _ko_day(text: str, today: date | None = None) -> tuple[int, str] | None:
+    m = _KO_N_DAYS.search(text)
+    if m:
+        n = int(m.group(1))
+        return (-n if m.group(2) == "전" else n), m.group(0)
+    m = _KO_NATIVE.search(text)
+    if m:
+        n = _KO_NATIVE_DAYS[re.sub(r"\s", " ", m.group(1))] if m.group(1) in _KO_NATIVE_DAYS else 7
+        return (-n if m.group(2) == "전" else n), m.group(0)
+    for word, offset in _KO_DAYS:
+        if word in text:
+            return offset, word
+    return None
+
+
+def _week_offset(prefix: str) -> int:
+    p = (prefix or "").replace(" ", "")
+    if p in ("다음주", "담주"):
+        return 1
+    if p == "다다음주":
+        return 2
+    if p in ("저번주", "지난주"):
+        return -1
+    return 0
+
+
+def _weekday_day(weekday: int, week: int, today: date) -> int:
+    """Days from today to `weekday` of this week (+ week), weeks starting on Monday; "this week's"
+    day that has already gone means the coming one (asked on a Sunday, 이번 주 금요일 is ahead)."""
+    days = weekday - today.weekday() + 7 * week
+    return days + 7 if week == 0 and days < 0 else days
+
+
+def ask(text: str, now: datetime | None = None) -> ClockQuestion | None:
+    """What the message asks about the date or time; None if it is not such a question."""
+    now = now or datetime.now()
+    t = text.strip()
+    if re.search(r"[가-힣]", t):
+        return _ask_ko(t, now)
+    return _ask_en(t, now)
+
+
+def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
+    today = now.date()
+    polite = _polite(t)
+    asks_time = bool(_KO_TIME.search(t) or _KO_TIME_WORDS.search(t))
+    q = lambda want, **kw: ClockQuestion("ko", want, polite=polite, also_time=asks_time and want != "time", **kw)  # noqa: E731
+    until = _KO_UNTIL.search(t)
+    if until:
+        goal, name = _goal_of(until.group(1), now)
+        unit = _unit(until.group(2)) if "얼마" not in until.group(2) else ("day" if (goal - now).days >= 1 else "minute")
+        return ClockQuestion("ko", "left", polite=polite, goal=goal, unit=unit, name=name)
+    left = _KO_LEFT.search(t)
+    if left and left.group(1) in ("남", "걸려"):
+        hour = _KO_HOUR.search(t)
+        if hour:
+            return ClockQuestion("ko", "left", polite=polite, goal=_next_hour(hour, now), unit="minute",
+                                 name=hour.group(0).strip())
+    if left and left.group(1) in ("지났", "지남"):
+        hour = _KO_HOUR.search(t)
+        if hour:
+            return ClockQuestion("ko", "since", polite=polite, goal=_last_hour(hour, now), name=hour.group(0).strip())
+    holiday = _KO_IS_HOLIDAY.search(t)
+    if holiday:
+        day = _ko_day(t) or (0, "오늘")
+        return q("is_holiday", day=day[0], day_word=day[1], goal=_next_holiday(holiday.group(1), now - timedelta(days=1)),
+                 name=holiday.group(1))
+    asks_date = bool(_KO_DATE.search(t) or _KO_DATE_ASK.search(t))
+    asks_weekday = bool(_KO_WEEKDAY.search(t))
+    named = _KO_HOLIDAY_NAMED.search(t)
+    if named and (asks_date or asks_weekday) and not _ko_day(t):
+        goal = _next_holiday(named.group(1), now)
+        return q("date", day=(goal.date() - today).days, day_word=named.group(1))
+    wk = _KO_WEEK_DAY.search(t)
+    if wk and (asks_date or wk.group(1) and asks_weekday):
+        wd = WEEKDAYS_KO.index(wk.group(2))
+        return q("date", day=_weekday_day(wd, _week_offset(wk.group(1)), today), day_word=wk.group(0).strip())
+    if asks_date or asks_weekday:
+        day = _ko_day(t) or (0, "오늘")
+        return q("weekday" if asks_weekday and not asks_date else "date", day=day[0], day_word=day[1])
+    if wk and _KO_IS_DAY.search(t):  # "오늘 금요일 맞지?" / "벌써 금요일이야?"
+        day = _ko_day(t) or (0, "오늘")
+        return q("is_day", target_weekday=WEEKDAYS_KO.index(wk.group(2)), day=day[0], day_word=day[1],
+                 either=len(_KO_WEEK_DAY.findall(t)) > 1)
+    month = _KO_IS_MONTH.search(t)
+    if month:
+        day = _ko_day(t) or (0, "오늘")
+        return q("is_month", target_month=int(month.group(1)), day=day[0], day_word=day[1])
+    if asks_time:
+        return q("time")
+    if _KO_MONTH.search(t):
+        shift = 1 if re.search(r"다음\s*달", t) else -1 if re.search(r"(?:지난|저번)\s*달", t) else 0
+        return q("month", day=shift)
+    if _KO_YEAR.search(t):
+        return q("year")
+    if _KO_MIDNIGHT.search(t):
+        return q("midnight")
+    if _KO_LUNCH.search(t):
+        return q("lunch")
+    if _KO_AMPM.search(t):
+        return q("ampm")
+    return None
+
+
+def _hour_min(m: re.Match) -> tuple[int, int, str]:
+    h, minute = int(m.group(2)), int(m.group(3) or 0)
+    if m.group(0).rstrip().endswith("반"):
+        minute = 30
+    return h, minute, m.group(1) or ""
+
+
+def _candidates(m: re.Match, now: datetime) -> list[datetime]:
+    """Every moment "N시 (M분)" can mean, yesterday to tomorrow: 오후/저녁/밤 fix the half of the day,
+    an unqualified hour may be either (the nearest one is meant)."""
+    h, minute, part = _hour_min(m)
+    if part in ("오후", "저녁", "밤") and h < 12:
+        hours = [h + 12]
+    elif part in ("오전", "아침", "새벽"):
+        hours = [h % 12]
+    elif part == "낮":
+        hours = [h + 12 if h < 6 else h]
+    else:
+        hours = [h % 12, h % 12 + 12] if h <= 12 else [h]
+    day0 = datetime.combine(now.date(), datetime.min.time())
+    return [day0 + timedelta(days=d, hours=hh, minutes=minute) for d in (-1, 0, 1) for hh in hours]
+
+
+def _next_hour(m: re.Match, now: datetime) -> datetime:
+    return min((c for c in _candidates(m, now) if c >= now), key=lambda c: c - now)
+
+
+def _last_hour(m: re.Match, now: datetime) -> datetime:
+    return min((c for c in _candidates(m, now) if c <= now), key=lambda c: now - c)
+
+
+def _en_day(t: str, today: date) -> tuple[int, str] | None:
+    m = _EN_N_DAYS.search(t)
+    if m:
+        n = int(m.group(1) or m.group(2))
+        return (-n if (m.group(3) or "").lower() == "ago" else n), m.group(0)
+    low = t.lower()
+    for word, offset in _EN_DAYS:
+        if word in low:
+            return offset, word
+    return None
+
+
+def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
+    today = now.date()
+    until = _EN_UNTIL.search(t)
+    if until:
+        unit = (until.group(1) or "").lower() or "minute"
+        if until.group(3):
+            h, m = int(until.group(3)), int(until.group(4) or 0)
+            if (until.group(5) or "").lower() == "pm" and h < 12 or not until.group(5) and 1 <= h <= 6:
+                h += 12
+            goal = datetime.combine(today, datetime.min.time()) + timedelta(hours=h, minutes=m)
+            goal = goal if goal > now else goal + timedelta(days=1)
+            return ClockQuestion("en", "left", goal=goal, unit=unit.rstrip("s"), name=until.group(2))
+        goal, name = _goal_of(until.group(2), now)
+        if until.group(1) is None:
+            unit = "day" if (goal - now).days >= 1 else "minute"
+        return ClockQuestion("en", "left", goal=goal, unit=unit.rstrip("s"), name=name)
+    if _EN_TIME.search(t):
+        return ClockQuestion("en", "time")
+    m = _EN_IS_DAY.search(t)
+    if m:
+        wd = [d.lower() for d in WEEKDAYS_EN].index(m.group(1).lower())
+        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
+        return ClockQuestion("en", "is_day", target_weekday=wd, day=day, day_word="tomorrow" if day else "today",
+                             either=bool(re.search(r"\bor\b", t, re.I)))
+    if _EN_DATE.search(t) or _EN_DAY.search(t):
+        wk = _EN_WEEK_DAY.search(t)
+        if wk and wk.group(1):
+            wd = [d.lower() for d in WEEKDAYS_EN].index(wk.group(2).lower())
+            week = {"this": 0, "next": 1, "last": -1}[wk.group(1).lower()]
+            return ClockQuestion("en", "date", day=_weekday_day(wd, week, today), day_word=wk.group(0).strip())
+        day = _en_day(t, today) or (0, "today")
+        want = "weekday" if _EN_DAY.search(t) and not _EN_DATE.search(t) else "date"
+        return ClockQuestion("en", want, day=day[0], day_word=day[1])
+    if _EN_MONTH.search(t):
+        return ClockQuestion("en", "month")
+    if _EN_YEAR.search(t):
+        return ClockQuestion("en", "year")
+    m = _EN_IS_MONTH.search(t)
+    if m:
+        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
+        return ClockQuestion("en", "is_month", target_month=[x.lower() for x in MONTHS_EN].index(m.group(1).lower()) + 1,
+                             day=day, day_word="tomorrow" if day else "today")
+    m = _EN_IS_HOLIDAY.search(t)
+    if m:
+        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
+        key = next(k for k in HOLIDAYS if m.group(1).lower().startswith(k))
+        return ClockQuestion("en", "is_holiday", day=day, day_word="tomorrow" if day else "today",
+                             goal=_next_holiday(key, now - timedelta(days=1)), name=key)
+    if _EN_MIDNIGHT.search(t) and "?" in t or re.search(r"\bis it (?:past|after) midnight\b", t, re.I):
+        return ClockQuestion("en", "midnight")
+    if _EN_LUNCH.search(t) and re.search(r"\bis it\b|\byet\b|\?", t, re.I):
+        return ClockQuestion("en", "lunch")
+    return None
+
+
+# -- answers ---------------------------------------------------------------------------
+def _ko_clock(now: datetime) -> str:
+    h = now.hour
+    part = "새벽" if h < 6 else "오전" if h < 12 else "낮" if h == 12 else "오후" if h < 18 else "저녁" if h < 21 else "밤"
+    minute = f" {now.minute}분" if now.minute else ""
+    return f"{part} {h % 12 or 12}시{minute}"
+
+
+def _ko_date(d: date, with_year: bool = False) -> str:
+    year = f"{d.year}년 " if with_year else ""
+    return f"{year}{d.month}월 {d.day}일 {WEEKDAYS_KO[d.weekday()]}요일"
+
+
+def _en_clock(now: datetime) -> str:
+    return f"{now.hour % 12 or 12}:{now.minute:02d} {'AM' if now.hour < 12 else 'PM'}"
+
+
+def _en_date(d: date) -> str:
+    return f"{WEEKDAYS_EN[d.weekday()]}, {MONTHS_EN[d.month - 1]} {d.day}"
+
+
+def _span_ko(minutes: int) -> str:
+    h, m = divmod(minutes, 60)
+    return " ".join(p for p in (f"{h}시간" if h else "", f"{m}분" if m else "") if p) or "0분"
+
+
+def _has_final(word: str) -> bool:
+    """The last syllable ends in a consonant (은/는, 이야/야); digits are read aloud."""
+    ch = word.strip()[-1:] if word.strip() else ""
+    if ch.isdigit():
+        return ch in "013678"  # 영 일 삼 육 칠 팔 end in a consonant; 이 사 오 구 do not
+    return bool(ch) and "가" <= ch <= "힣" and (ord(ch) - 0xAC00) % 28 != 0
+
+
+def _is(word: str, polite: bool) -> str:
+    """word + the copula: 12월 6일이야 / 새벽 2시야 / 일요일이에요 / 2시예요."""
+    if polite:
+        return word + ("이에요" if _has_final(word) else "예요")
+    return word + ("이야" if _has_final(word) else "야")
+
+
+def _was(word: str, polite: bool) -> str:
+    """word + the past copula: 토요일이었어 / 2시였어요."""
+    return word + ("이었어" if _has_final(word) else "였어") + ("요" if polite else "")
+
+
+def _topic(word: str) -> str:
+    return word + ("은" if _has_final(word) else "는")
+
+
+def answer(q: ClockQuestion, now: datetime) -> str:
+    """The reply to a clock question, in the user's language (존댓말 if they wrote it)."""
+    return _answer_ko(q, now) if q.lang == "ko" else _answer_en(q, now)
+
+
+def _answer_ko(q: ClockQuestion, now: datetime) -> str:
+    p = q.polite
+    yo = "요" if p else ""
+    yes, no = ("네" if p else "응"), ("아니요" if p else "아니")
+    today = now.date()
+    target = today + timedelta(days=q.day)
+    word = q.day_word or "오늘"
+    clock = _ko_clock(now)
+    tail = f" 지금은 {_is(clock, p)}." if q.also_time else ""
+    if q.want == "time":
+        return f"지금 {_is(clock, p)}."
+    if q.want in ("date", "weekday"):
+        said = _was(_ko_date(target), p) if q.day < 0 else _is(_ko_date(target), p)
+        return f"{_topic(word)} {said}.{tail}"
+    if q.want == "month":
+        month = (now.month - 1 + q.day) % 12 + 1  # day holds the month shift here (다음 달: +1)
+        which = {1: "다음 달은", -1: "지난달은"}.get(q.day, "지금은")
+        return f"{which} {_is(f'{month}월', p)}."
+    if q.want == "year":
+        return f"올해는 {_is(f'{now.year}년', p)}."
+    if q.want == "left" and q.goal is not None:
+        if q.name == "주말" and today.weekday() >= 5:
+            return f"지금이 주말{'이에요' if p else '이야'}! 오늘은 {_is(_ko_date(today), p)}."
+        if q.unit == "day":
+            days = (q.goal.date() - today).days
+            if q.name in ("이번 달 끝", "올해 끝"):
+                return f"{q.name[:-2]}은 오늘 빼고 {days - 1}일 남았어{yo}."
+            if days == 0:
+                return f"오늘이 바로 {_is(q.name, p)}!"
+            return f"{q.name}까지 {days}일 남았어{yo}. {_is(_ko_date(q.goal.date()), p)}."
+        minutes = int((q.goal - now).total_seconds() // 60)
+        span = f"{minutes}분" if q.unit == "minute" and minutes < 60 else _span_ko(minutes)
+        return f"지금 {_is(clock, p)}. {q.name}까지 {span} 남았어{yo}."
+    if q.want == "since" and q.goal is not None:
+        span = _span_ko(int((now - q.goal).total_seconds() // 60))
+        return f"지금 {_is(clock, p)}. {q.name}부터 {span} 지났어{yo}."
+    if q.want == "is_holiday":
+        hit = q.goal is not None and q.goal.date() == target
+        when = "" if hit or q.goal is None else f" {_topic(q.name)} {_ko_date(q.goal.date())}."
+        return f"{yes if hit else no}, {_topic(word)} {_is(_ko_date(target), p)}.{when}{tail}"
+    if q.want == "is_day":
+        hit = target.weekday() == q.target_weekday
+        head = "" if q.either else f"{yes if hit else no}, "
+        return f"{head}{_topic(word)} {_is(_ko_date(target), p)}.{tail}"
+    if q.want == "is_month":
+        hit = target.month == q.target_month
+        return f"{yes if hit else no}, {_topic(word)} {_is(_ko_date(target), p)}.{tail}"
+    if q.want == "midnight":
+        head = f"{yes}, 넘었어{yo}" if now.hour < 5 else ("아직이에요" if p else "아직이야")
+        return f"{head}. 지금 {_is(clock, p)}."
+    if q.want == "lunch":
+        head = f"{yes}, 점심시간이에요" if p else f"{yes}, 점심시간이야"
+        if not 11 <= now.hour < 14:
+            head = "지금은 점심시간 아니에요" if p else "지금은 점심시간 아니야"
+        return f"{head}. {_is(clock, p)}."
+    if q.want == "ampm":
+        return f"{_is('오전' if now.hour < 12 else '오후', p)}. 지금 {_is(clock, p)}."
+    return f"지금 {_ko_date(today)} {_is(clock, p)}."
+
+
+def _answer_en(q: ClockQuestion, now: datetime) -> str:
+    today = now.date()
+    target = today + timedelta(days=q.day)
+    if q.want == "time":
+        return f"It's {_en_clock(now)}."
+    if q.want == "left" and q.goal is not None:
+        minutes = int((q.goal - now).total_seconds() // 60)
+        name = q.name.title() if q.name in HOLIDAYS else q.name
+        if q.name == "the weekend" and today.weekday() >= 5:
+            return f"It's the weekend already: today is {_en_date(today)}."
+        if q.unit == "day":
+            days = (q.goal.date() - today).days
+            return f"{days} day{'s' if days != 1 else ''} until {name} ({_en_date(q.goal.date())})." if days else f"{name} is today!"
+        h, m = divmod(minutes, 60)
+        span = f"{minutes} minutes" if q.unit == "minute" and minutes < 120 else f"{h} h {m} min"
+        return f"It's {_en_clock(now)}, so {span} to go."
+    if q.want in ("date", "weekday"):
+        if q.day == 0:
+            return f"Today is {_en_date(target)}."
+        word = q.day_word[:1].upper() + q.day_word[1:]
+        return f"{word} {'was' if q.day < 0 else 'is'} {_en_date(target)}."
+    if q.want == "month":
+        return f"It's {MONTHS_EN[now.month - 1]}."
+    if q.want == "year":
+        return f"It's {now.year}."
+    if q.want == "is_day":
+        yes = target.weekday() == q.target_weekday
+        head = "" if q.either else ("Yes, " if yes else "No, ")
+        return f"{head}{q.day_word or 'today'} is {_en_date(target)}."[:1].upper() + f"{head}{q.day_word or 'today'} is {_en_date(target)}."[1:]
+    if q.want == "is_month":
+        yes = target.month == q.target_month
+        return f"{'Yes' if yes else 'No'}, {q.day_word or 'today'} is {_en_date(target)}."
+    if q.want == "is_holiday":
+        yes = q.goal is not None and q.goal.date() == target
+        return f"{'Yes' if yes else 'No'}, {q.day_word or 'today'} is {_en_date(target)}."
+    if q.want == "midnight":
+        return f"{'Yes' if now.hour < 5 else 'Not yet'}: it's {_en_clock(now)}."
+    if q.want == "lunch":
+        return f"{'Yes' if 11 <= now.hour < 14 else 'No'}, it's {_en_clock(now)}."
+    return f"It's {_en_clock(now)} on {_en_date(today)}."
