@@ -51,7 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
-    from datetime import datetime
 
     from rich.console import Console
     from rich.progress import Progress
@@ -84,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if prompts:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"{persona.id}: answering", total=len(prompts))
-            started = datetime.now()
             answers = generate_answers(persona, prompts, settings, args.base_only, lambda: bar.advance(task), args.base)
         out = text_report(answers).as_dict()
-        rows += [{"persona": persona.id, **a.__dict__, "now": f"{started:%Y-%m-%d %H:%M}"} for a in answers]
+        rows += [{"persona": persona.id, **a.__dict__} for a in answers]
     if dialogues:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("dialogues", total=2 * len(dialogues))

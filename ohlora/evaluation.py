@@ -29,11 +29,12 @@ def generate_answers(persona, prompts, settings, base_only: bool = False,
     answers = []
     for prompt, ref in prompts:
         session.history.clear()
+        asked = datetime.now()
         for _ in session.send(prompt):
             pass
         r = session.last
         answers.append(Answer(prompt, r.text, r.stop_reason, r.completion_tokens, r.tokens_per_s, ref,
-                              by_app=session.last_guard is not None))
+                              by_app=session.last_guard is not None, now=f"{asked:%Y-%m-%d %H:%M}"))
         if progress:
             progress()
     return answers

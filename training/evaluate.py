@@ -66,6 +66,7 @@ class Answer:
     tokens_per_s: float
     reference: str | None = None
     by_app: bool = False  # the app wrote it without the model (a clock or safety reply)
+    now: str = ""  # the clock when the answer was asked for ("2026-12-06 19:30"), for reading clock answers
 
 
 @dataclass

@@ -28,9 +28,6 @@ class Verdict:
     p_crisis: float
 
 
-# p(crisis) from which a message gets a crisis line even below the head's flag: a missed crisis
-# costs more than a caring line to someone who was only exhausted
-CRISIS_FLAG = 0.5
 NGRAMS = {"analyzer": "char_wb", "ngram_range": (2, 4), "sublinear_tf": True}  # TF-IDF settings, fit and use
 
 
@@ -61,8 +58,6 @@ class SafetyHead:
         p = np.exp(z - z.max())
         p /= p.sum()
         harmful, crisis = float(p[1]), float(p[2])
-        if crisis >= CRISIS_FLAG:
-            return Verdict("crisis", harmful, crisis)
         if harmful + crisis < self.flag:
             return Verdict("ordinary", harmful, crisis)
         return Verdict("crisis" if crisis >= harmful else "harmful", harmful, crisis)
