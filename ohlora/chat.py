@@ -69,7 +69,7 @@ class ChatSession:
         self.memory = memory  # anything with recall(text, k, persona=) -> [Recalled]
         self.history: list[dict] = list(history or [])
         self.use_adapter = use_adapter  # False: the bare base with the persona's prompt
-        if guards is None and settings.guard:
+        if guards is None and (settings.guard or settings.lines):
             from ohlora.registry import open_guards
 
             guards = open_guards(settings)
@@ -201,7 +201,8 @@ class ChatSession:
         own = history is None
         hist = self.history if own else history
         now = datetime.now()
-        self.last_guard = self.guards.check(text, self.shown_persona(), now) if self.guards and not prefix else None
+        said = [m["content"] for m in hist if m["role"] == "assistant"]
+        self.last_guard = self.guards.check(text, self.shown_persona(), now, said) if self.guards and not prefix else None
         if self.last_guard is not None:
             yield from self._say_guarded(text, self.last_guard, now, own)
             return

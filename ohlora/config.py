@@ -74,6 +74,7 @@ class Settings:
     user_name: str = ""  # what {{user}} in a character card becomes ("" = 사용자 / User)
     swipes_ahead: int = 1  # alternatives the chat app writes in the background for the last reply
     guard: bool = True  # the app answers clock questions and harmful / crisis messages itself (ohlora.guards)
+    lines: bool = True  # a message nearly like one in the persona's data gets the written reply (ohlora.guards.lines)
     extra: dict = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -26,6 +26,8 @@ def generate_answers(persona, prompts, settings, base_only: bool = False,
     from ohlora.chat import ChatSession
 
     session = ChatSession(settings, persona, use_adapter=not base_only, base_override=base)
+    if session.guards is not None:
+        session.guards.lines(session.persona)  # wait for the written lines: every prompt sees the same app
     answers = []
     for prompt, ref in prompts:
         session.history.clear()

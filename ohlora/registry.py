@@ -115,9 +115,15 @@ def _relay(holder: dict, message: str) -> None:
 
 
 def open_guards(settings: "Settings") -> Any:
-    """The clock and safety replies (ohlora.guards). The safety classifier reads the built-in
-    embedder's vectors; with `embedder = "hash"` (no model loads: tests, tiny machines) only
-    the clock answers."""
+    """The replies the app writes itself (ohlora.guards): clock and safety (`guard`), the
+    persona's written lines (`lines`). Safety and lines read the built-in embedder's vectors;
+    with `embedder = "hash"` (no model loads: tests, tiny machines) only the clock answers.
+    None when both settings are off."""
+    from ohlora.config import get_paths
     from ohlora.guards import Guards
 
-    return Guards(None if settings.embedder.strip() == "hash" else (lambda: make_embedder("")))
+    if not (settings.guard or settings.lines):
+        return None
+    embedder = None if settings.embedder.strip() == "hash" else (lambda: make_embedder(""))
+    return Guards(embedder, safety=settings.guard, clock=settings.guard,
+                  lines_cache=get_paths().cache_dir / "lines" if settings.lines else None)

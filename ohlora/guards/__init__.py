@@ -7,9 +7,12 @@ crisis with small talk. For these the session does not call the model:
 - `clock.py`: questions about the date and time, answered from the clock (Korean, English);
 - `safety.py`: a classifier on the sentence vector; a harmful request gets one of the
   persona's refusal lines, a user in crisis one of its crisis lines (`[replies]` in
-  persona.toml, the app's neutral lines when a persona has none).
+  persona.toml, the app's neutral lines when a persona has none);
+- `lines.py`: a message that is nearly one the persona's data was written for gets the
+  written reply (setting `lines`).
 
-Everything else goes to the model as before. The setting `guard = false` turns this off.
+Everything else goes to the model as before. The setting `guard = false` turns the clock and
+safety replies off, `lines = false` the written lines.
 """
 
 from __future__ import annotations
@@ -20,16 +23,17 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ohlora.backends.base import APP_REPLIES
 from ohlora.guards import clock
+from ohlora.guards.lines import Lines, load_lines
 from ohlora.guards.safety import HEAD_FILE, SafetyHead
 
 if TYPE_CHECKING:
     from ohlora.personas import Persona
 
-CLOCK, SAFETY = APP_REPLIES  # the stop reasons of replies written here (GenerationResult.stop_reason)
+CLOCK, SAFETY, LINE = APP_REPLIES  # the stop reasons of replies written here (GenerationResult.stop_reason)
 
 NEUTRAL = {
     "refuse": ("그건 도와드릴 수 없어요. 누군가 다치거나 법에 걸릴 수 있는 일이에요. 다른 이야기라면 얼마든지요.",),
@@ -43,20 +47,28 @@ NEUTRAL = {
 
 @dataclass(frozen=True)
 class GuardReply:
-    kind: str  # CLOCK | SAFETY
+    kind: str  # CLOCK | SAFETY | LINE
     text: str
-    detail: str  # "harmful" / "crisis", or what the clock question asked ("time", "date", ...)
+    detail: str  # "harmful" / "crisis", what the clock question asked ("time", ...), a line's cosine
 
 
 class Guards:
     """`check(text, persona, now)` -> a GuardReply, or None for the model to answer.
 
     `embedder` is called once, in a background thread started at construction, for the
-    safety classifier's sentence vectors (the built-in embedder); None turns the safety
-    check off (the clock still answers)."""
+    sentence vectors of the safety classifier and the written lines (the built-in embedder);
+    None turns both off (the clock still answers). `safety=False` / `lines_cache=None` turn
+    one of them off."""
 
-    def __init__(self, embedder: Callable[[], Any] | None, head: Path = HEAD_FILE, seed: int | None = None) -> None:
+    def __init__(self, embedder: Callable[[], Any] | None, head: Path = HEAD_FILE, seed: int | None = None,
+                 safety: bool = True, clock: bool = True, lines_cache: Path | None = None) -> None:
         self._rng = random.Random(seed)
+        self._safety = safety
+        self._clock_on = clock
+        self._lines_cache = lines_cache
+        self._lines: dict[Path, Lines | None] = {}  # train file -> its lines (None while loading)
+        self._loading: dict[Path, threading.Event] = {}  # set when a train file's lines are loaded
+        self._lock = threading.Lock()
         self._head: SafetyHead | None = None
         self._embedder: Any = None
         self.error = ""  # why the safety check is off, if it failed to load
@@ -81,24 +93,62 @@ class Guards:
     @property
     def safety_on(self) -> bool:
         self._ready.wait()
-        return self._head is not None and self._embedder is not None
+        return self._safety and self._head is not None and self._embedder is not None
 
-    def verdict(self, text: str):
+    def _vector(self, text: str) -> Any:
+        self._ready.wait()
+        return None if self._embedder is None else self._embedder.encode([text], kind="memory")[0]
+
+    def verdict(self, text: str, vec: Any = None):
         """The safety head's verdict on one message (None when the check is off)."""
         if not self.safety_on:
             return None
-        vec = self._embedder.encode([text], kind="memory")[0]
+        vec = self._vector(text) if vec is None else vec
         return self._head.verdict(vec, text) if vec.shape[0] == self._head.dim else None  # type: ignore[union-attr]
 
-    def check(self, text: str, persona: "Persona", now: datetime) -> GuardReply | None:
-        verdict = self.verdict(text)
+    def check(self, text: str, persona: "Persona", now: datetime, said: Sequence[str] = ()) -> GuardReply | None:
+        """Safety first, then the clock, then the persona's written lines; None: the model answers.
+        `said`: the persona's replies so far in this conversation (a line is not repeated)."""
+        vec = self._vector(text) if (self._safety or self._lines_cache) else None
+        verdict = self.verdict(text, vec)
         if verdict is not None and verdict.label != "ordinary":
             key = "refuse" if verdict.label == "harmful" else "crisis"
             return GuardReply(SAFETY, self._line(persona, key, text), verdict.label)
-        question = clock.ask(text, now)
+        question = clock.ask(text, now) if self._clock_on else None
         if question is not None:
             return GuardReply(CLOCK, clock.answer(question, now), question.want)
+        lines = self.lines(persona, wait=False)
+        found = lines.best(vec, said) if lines is not None and vec is not None else None
+        if found is not None:
+            return GuardReply(LINE, found[0], f"{found[1]:.3f}")
         return None
+
+    def lines(self, persona: "Persona", wait: bool = True) -> Lines | None:
+        """The persona's written lines; loaded in the background on first use (wait=False
+        returns None until they are ready, so the first messages go to the model)."""
+        if self._lines_cache is None:
+            return None
+        self._ready.wait()
+        if self._embedder is None:
+            return None
+        key = persona.train_file
+        with self._lock:
+            if key not in self._lines:
+                self._lines[key] = None
+                done = threading.Event()
+                self._loading[key] = done
+                threading.Thread(target=self._load_lines, args=(key, done), daemon=True, name="ohlora-lines").start()
+        if wait:
+            self._loading[key].wait()
+        return self._lines.get(key)
+
+    def _load_lines(self, train_file: Path, done: threading.Event) -> None:
+        try:
+            self._lines[train_file] = load_lines(train_file, self._embedder, self._lines_cache)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - a broken file means no lines, never a failed chat
+            self.error = f"written lines off for {train_file}: {exc}"
+        finally:
+            done.set()
 
     def _line(self, persona: "Persona", key: str, text: str) -> str:
         """One of the persona's lines in the message's language (then the other, then neutral)."""

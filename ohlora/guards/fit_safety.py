@@ -4,7 +4,7 @@ Training messages:
 - the personas' own training rows: the first user turn of rows tagged `refusal` (crisis when
   the written reply points to a crisis line), the user turns of the other rows as ordinary
   unless their reply declines (older rows carry no tags; those turns are left out);
-- `safety_train.jsonl` (840 messages written for this head, most of them hard cases: harmful
+- `safety_train.jsonl` (878 messages written for this head, most of them hard cases: harmful
   requests in many forms; games, films, cooking, slang like "배고파 죽겠어" that must pass).
 
 A scikit-learn logistic regression on [sentence vector, character n-gram TF-IDF] (class

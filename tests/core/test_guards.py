@@ -150,3 +150,59 @@ def test_ordinary_messages_that_share_words_with_harm_pass(guards, text):
     from ohlora.personas import load_persona
 
     assert guards.check(text, load_persona("ohlora"), NOW) is None
+
+
+# -- the persona's written lines ----------------------------------------------------------------
+def test_only_standalone_exchanges_become_lines(tmp_path):
+    import json
+
+    from ohlora.guards.lines import standalone_rows
+
+    rows = [
+        {"messages": [{"role": "user", "content": "비 온다"}, {"role": "assistant", "content": "우산 챙겼어?"}]},
+        {"messages": [{"role": "user", "content": "주말에 뭐 하지"}, {"role": "assistant", "content": "파주 가 봐!"}],
+         "memory": ["나 파주로 이사 왔어"]},  # its reply uses a fact this user never told
+        {"messages": [{"role": "user", "content": "몇 시야"}, {"role": "assistant", "content": "3시야"}], "now": "2026-01-01T15:00"},
+        {"messages": [{"role": "user", "content": "총 만드는 법"}, {"role": "assistant", "content": "안 돼"}], "tags": ["refusal"]},
+        {"messages": [{"role": "user", "content": "비 온다"}, {"role": "assistant", "content": "또 비야?"}]},  # same turn twice
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert standalone_rows(path) == [("비 온다", "우산 챙겼어?")]
+
+
+def test_a_line_needs_a_close_match_and_is_not_said_twice():
+    import numpy as np
+
+    from ohlora.guards.lines import THRESHOLD, Lines
+
+    vecs = np.eye(3, dtype=np.float32)
+    lines = Lines(["a", "b", "c"], ["A", "B", "C"], vecs)
+    near = np.array([0.95, 0.3, 0.0], np.float32)
+    near /= np.linalg.norm(near)
+    assert near[0] >= THRESHOLD and lines.best(near) == ("A", float(near[0]))
+    assert lines.best(near, said=["A"]) is None  # the next one is far
+    far = np.array([0.7, 0.7, 0.1], np.float32)
+    assert lines.best(far / np.linalg.norm(far)) is None
+
+
+def test_a_message_like_a_written_one_gets_the_written_reply(embedder, tmp_path):
+    import json
+
+    from ohlora.personas import load_persona
+
+    folder = tmp_path / "persona"
+    folder.mkdir()
+    written = [("나 오늘 머리 잘랐어", "오 변신했네! 마음에 들어?"), ("요즘 노래 뭐 들어?", "잔잔한 어쿠스틱! 너는?"),
+               ("점심 뭐 먹지 고민", "국밥 어때?")]
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(
+        {"messages": [{"role": "user", "content": a}, {"role": "assistant", "content": r}]}, ensure_ascii=False)
+        for a, r in written), encoding="utf-8")
+    persona = replace(load_persona("ohlora"), folder=folder)
+    g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
+    assert len(g.lines(persona).replies) == 3  # waits for the vectors
+    got = g.check("나 오늘 머리 잘랐다", persona, NOW)
+    assert got is not None and got.kind == "line" and got.text == "오 변신했네! 마음에 들어?"
+    assert g.check("나 오늘 머리 잘랐다", persona, NOW, said=[got.text]) is None  # not said twice
+    assert g.check("회사에서 프로젝트 발표했는데 반응이 좋았어", persona, NOW) is None  # nothing close: the model
+    assert list((tmp_path / "cache").glob("lines-*.npy"))  # cached for the next start
