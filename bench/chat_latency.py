@@ -4,7 +4,8 @@ The chat runs through the real Conversation (recall -> prompt -> stream -> save 
 on a fresh OHLORA_HOME-like temp folder, with the configured base and embedder. Each user
 turn tells or asks something; memory recalls into every prompt. Reports, per turn, the
 seconds from `say()` to the first piece, the prompt's token count and the tokens the
-engine had to read (prompt minus the reused KV prefix, llama.cpp only).
+engine had to read (prompt minus the reused KV prefix, llama.cpp only). The replies the app
+writes itself (ohlora.guards) are off: this times the model's path.
 
     python bench/chat_latency.py [--turns 20] [--persona ohlora] [--base SPEC] [--max-tokens 48]
 """
@@ -49,7 +50,9 @@ def main() -> None:
     from ohlora.conversation import Conversation
     from ohlora.registry import make_embedder
 
-    settings = replace(load_settings(), memory=not args.no_memory)
+    # the model's path is what is timed: replies the app writes itself (clock, safety, written
+    # lines; ohlora.guards) come back in ~20 ms and would hide it
+    settings = replace(load_settings(), memory=not args.no_memory, guard=False, lines=False)
     with tempfile.TemporaryDirectory(prefix="ohlora-latency-") as tmp:
         memory = None if args.no_memory else MemoryStore(Path(tmp) / "memory.db", make_embedder(settings.embedder))
         session = ChatSession(settings, args.persona, base_override=args.base, memory=memory)

@@ -74,6 +74,8 @@ class ChatSession:
 
             guards = open_guards(settings)
         self.guards = guards  # ohlora.guards.Guards: clock and safety replies the model does not write
+        if guards is not None:
+            guards.prefetch(self.persona)  # the written lines load in the background from now
         self.last_guard: Any = None  # the GuardReply of the last turn, if the app answered itself
         self.last: GenerationResult | None = None
         self.last_recalled: list[Any] = []  # Recalled items that went into the last prompt
@@ -176,6 +178,8 @@ class ChatSession:
         """Takes effect on the next reply; the engine is reused when the base is the same."""
         self.persona = persona if isinstance(persona, Persona) else load_persona(persona)
         self._engine = None
+        if self.guards is not None:
+            self.guards.prefetch(self.persona)
 
     def cancel(self) -> None:
         """Stop the reply being written (also after a persona switch mid-reply)."""

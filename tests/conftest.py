@@ -30,6 +30,10 @@ def ohlora_home(tmp_path, shared_models, monkeypatch) -> Path:
     for key in list(os.environ):
         if key.startswith("OHLORA_") and key != "OHLORA_HOME":
             monkeypatch.delenv(key)
+    # the persona's written lines load in the background, so whether a message meets one would
+    # depend on timing: off here, on in tests/core/test_guards.py (tests that build Settings()
+    # themselves pass guard=False, lines=False: they test the model's path)
+    monkeypatch.setenv("OHLORA_LINES", "false")
     return home
 
 

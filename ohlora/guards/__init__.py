@@ -123,6 +123,11 @@ class Guards:
             return GuardReply(LINE, found[0], f"{found[1]:.3f}")
         return None
 
+    def prefetch(self, persona: "Persona") -> None:
+        """Start loading a persona's written lines (they are ready by the first message, usually)."""
+        if self._lines_cache is not None:
+            threading.Thread(target=self.lines, args=(persona, False), daemon=True).start()
+
     def lines(self, persona: "Persona", wait: bool = True) -> Lines | None:
         """The persona's written lines; loaded in the background on first use (wait=False
         returns None until they are ready, so the first messages go to the model)."""

@@ -135,7 +135,7 @@ def test_macros_expand_when_the_persona_is_used(tmp_path, v2_card, monkeypatch):
     from ohlora.config import Settings
 
     import_file(png_card(tmp_path / "sera.png", chara=v2_card))
-    s = Settings(backend="fake", memory=False, user_name="민준")
+    s = Settings(backend="fake", memory=False, user_name="민준", guard=False, lines=False)
     pool = EnginePool(s, "fake")
     engine = FakeBackend(script=["hi"])
     pool.engines[("fake", str(engine.base.path))] = engine

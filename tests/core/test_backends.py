@@ -34,7 +34,7 @@ def _short(persona_id: str, n: int = 12, **gen):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["llamacpp", "hf"])
 def test_gemma_generates_on_both_backends(backend):
-    session = ChatSession(Settings(backend=backend, memory=False, n_ctx=1024), _short("ironman"))
+    session = ChatSession(Settings(backend=backend, memory=False, n_ctx=1024, guard=False, lines=False), _short("ironman"))
     pieces = list(session.send("안녕?"))
     result = session.last
     assert "".join(pieces).strip() == result.text
@@ -46,7 +46,7 @@ def test_gemma_generates_on_both_backends(backend):
 
 @pytest.mark.slow
 def test_smollm2_generates_through_same_code(smollm2_gguf):
-    session = ChatSession(Settings(memory=False, n_ctx=2048), _short("ironman"), base_override="smollm2")
+    session = ChatSession(Settings(memory=False, n_ctx=2048, guard=False, lines=False), _short("ironman"), base_override="smollm2")
     text = "".join(session.send("Hello, who are you?"))
     assert text.strip() and session.last.completion_tokens >= 1
     assert "<|im_start|>assistant\n" in session.last_prompt  # the tokenizer's ChatML template
@@ -55,7 +55,7 @@ def test_smollm2_generates_through_same_code(smollm2_gguf):
 
 @pytest.mark.slow
 def test_max_tokens_stop_reason():
-    session = ChatSession(Settings(memory=False, n_ctx=1024), _short("ohlora", n=3, temperature=0.0))
+    session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), _short("ohlora", n=3, temperature=0.0))
     list(session.send("오늘 날씨 어때? 길게 얘기해줘"))
     # the limit was hit (exactly 3 tokens), or the model ended its turn first: either way a stop
     # reason that agrees with the count (the scripted engine tests the limit itself, in test_fakes.py)
@@ -68,12 +68,12 @@ def test_max_tokens_stop_reason():
 @pytest.mark.slow
 def test_persona_stop_string_ends_reply():
     p = _short("ohlora", n=40, temperature=0.0)
-    session = ChatSession(Settings(memory=False, n_ctx=1024), p)
+    session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), p)
     free = "".join(session.send("하나 둘 셋 넷 다섯 여섯 일곱 여덟 아홉 열 세어봐"))
     words = free.split()
     if len(words) < 3:
         pytest.skip("greedy answer too short to plant a stop string")
-    session = ChatSession(Settings(memory=False, n_ctx=1024), replace(p, stop=(words[1],)))
+    session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), replace(p, stop=(words[1],)))
     cut = "".join(session.send("하나 둘 셋 넷 다섯 여섯 일곱 여덟 아홉 열 세어봐"))
     assert session.last.stop_reason == "stop_string"
     assert words[1] not in cut and free.startswith(cut.strip())
@@ -81,7 +81,7 @@ def test_persona_stop_string_ends_reply():
 
 @pytest.mark.slow
 def test_llamacpp_cancel_from_the_consumer():
-    session = ChatSession(Settings(memory=False, n_ctx=1024), _short("ohlora", n=64))
+    session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), _short("ohlora", n=64))
     got = []
     for piece in session.send("긴 이야기를 해줘"):
         got.append(piece)

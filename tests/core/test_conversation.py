@@ -26,7 +26,7 @@ def rows(sql, args=()):
 
 
 def make(script=None, persona="ohlora", memory=None, **settings):
-    s = Settings(backend="fake", memory=memory is not None, **settings)
+    s = Settings(backend="fake", memory=memory is not None, **{"guard": False, "lines": False, **settings})
     pool = EnginePool(s, "fake")
     engine = FakeBackend(script=script)
     pool.engines[("fake", str(engine.base.path))] = engine

@@ -34,7 +34,7 @@ def _session(persona: str, pool: EnginePool) -> ChatSession:
 
 def record_chats():
     """The chats, as a user makes them in the app (the same calls the TUI makes)."""
-    s = Settings(backend="fake", memory=False)
+    s = Settings(backend="fake", memory=False, guard=False, lines=False)
     pool = EnginePool(s, "fake")
     engine = FakeBackend(script=SCRIPT)
     pool.engines[("fake", str(engine.base.path))] = engine

@@ -145,7 +145,7 @@ def test_a_tui_conversation_is_read_and_continued_through_the_api(start_server, 
     from ohlora.conversation import Conversation
     from ohlora.store import ChatStore
 
-    s = Settings(backend="fake", memory=False)
+    s = Settings(backend="fake", memory=False, guard=False, lines=False)
     pool = EnginePool(s, "fake")
     engine = FakeBackend(script=["TUI 답"])
     pool.engines[("fake", str(engine.base.path))] = engine
