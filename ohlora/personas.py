@@ -41,13 +41,16 @@ class ExampleTurn:
 @dataclass(frozen=True)
 class Replies:
     """Lines the app says itself instead of the model (`ohlora.guards`): declining a harmful
-    request, answering a user in crisis. `_en` lines are for messages without Hangul. Empty:
-    the app's neutral lines."""
+    request, answering a user in crisis. `_en` lines are for messages without Hangul, `_polite`
+    lines for Korean written in 존댓말 (a persona that matches the user's register has them).
+    Empty: the app's neutral lines."""
 
     refuse: tuple[str, ...] = ()
     refuse_en: tuple[str, ...] = ()
+    refuse_polite: tuple[str, ...] = ()
     crisis: tuple[str, ...] = ()
     crisis_en: tuple[str, ...] = ()
+    crisis_polite: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -156,9 +156,12 @@ class Guards:
             done.set()
 
     def _line(self, persona: "Persona", key: str, text: str) -> str:
-        """One of the persona's lines in the message's language (then the other, then neutral)."""
+        """One of the persona's lines in the message's language and register (then the plain
+        Korean or English ones, then neutral)."""
         korean = bool(re.search(r"[가-힣]", text))
         order = (key, f"{key}_en") if korean else (f"{key}_en", key)
+        if korean and clock.polite(text):
+            order = (f"{key}_polite", *order)
         for name in order:
             lines = getattr(persona.replies, name)
             if lines:

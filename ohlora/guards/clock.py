@@ -134,7 +134,8 @@ def _unit(word: str) -> str:
     return "hour" if "시간" in word or word.lower() == "hours" else "minute" if "분" in word or word.lower() == "minutes" else "day"
 
 
-def _polite(text: str) -> bool:
+def polite(text: str) -> bool:
+    """The message ends in 존댓말 (요, 니까, 세요, 죠)."""
     return bool(re.search(r"(요|니까|습니까|세요|죠)\s*[?.!~ㅠㅜ]*\s*$", text.strip()))
 
 
@@ -182,24 +183,24 @@ def ask(text: str, now: datetime | None = None) -> ClockQuestion | None:
 
 def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
     today = now.date()
-    polite = _polite(t)
+    is_polite = polite(t)
     asks_time = bool(_KO_TIME.search(t) or _KO_TIME_WORDS.search(t))
-    q = lambda want, **kw: ClockQuestion("ko", want, polite=polite, also_time=asks_time and want != "time", **kw)  # noqa: E731
+    q = lambda want, **kw: ClockQuestion("ko", want, polite=is_polite, also_time=asks_time and want != "time", **kw)  # noqa: E731
     until = _KO_UNTIL.search(t)
     if until:
         goal, name = _goal_of(until.group(1), now)
         unit = _unit(until.group(2)) if "얼마" not in until.group(2) else ("day" if (goal - now).days >= 1 else "minute")
-        return ClockQuestion("ko", "left", polite=polite, goal=goal, unit=unit, name=name)
+        return ClockQuestion("ko", "left", polite=is_polite, goal=goal, unit=unit, name=name)
     left = _KO_LEFT.search(t)
     if left and left.group(1) in ("남", "걸려"):
         hour = _KO_HOUR.search(t)
         if hour:
-            return ClockQuestion("ko", "left", polite=polite, goal=_next_hour(hour, now), unit="minute",
+            return ClockQuestion("ko", "left", polite=is_polite, goal=_next_hour(hour, now), unit="minute",
                                  name=hour.group(0).strip())
     if left and left.group(1) in ("지났", "지남"):
         hour = _KO_HOUR.search(t)
         if hour:
-            return ClockQuestion("ko", "since", polite=polite, goal=_last_hour(hour, now), name=hour.group(0).strip())
+            return ClockQuestion("ko", "since", polite=is_polite, goal=_last_hour(hour, now), name=hour.group(0).strip())
     holiday = _KO_IS_HOLIDAY.search(t)
     if holiday:
         day = _ko_day(t) or (0, "오늘")
