@@ -26,31 +26,34 @@ MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "Au
 _END = (r"(?:\s*(?:이야|이지|이냐|이니|이에요|이예요|예요|에요|이었지|였지|였더라|이더라|더라|일까|인지|인가|이죠|죠|"
         r"이었어|였어|임|야|지|냐|니|쯤|됐|되었|돼|인데|이게|게|일|이었나|였나|인가요|이었더라|이여)\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]|\s)"
         r"|\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]))")
-_KO_TIME = re.compile(r"몇\s*[시씨](?!간)" + r"(?:\s*몇\s*분)?" + _END)
+_KO_TIME = re.compile(r"몇\s*[시씨](?!간)" + r"(?:\s*몇\s*분)?" + _END + r"|몇\s*신지")  # 몇신지: 몇 시인지
 _KO_TIME_WORDS = re.compile(r"(?:지금|현재)\s*(?:시간|시각)\s*(?:좀\s*)?(?:알려|몇|어떻게|이|은|\?|$)|시간\s*좀\s*알려|"
                             r"(?:지금|현재)\s*몇\s*시")
-_KO_DATE_ASK = re.compile(r"날짜\s*(?:가|는|좀)?\s*(?:알려|뭐|어떻게|몇|궁금)")
-_KO_DATE = re.compile(r"(?:며칠|몇\s*일|몇\s*월\s*몇\s*일|날짜)(?!\s*(?:남|걸|동안|전|후|뒤|째|내|정도|씩|만에|간|연속|이나))" + _END)
-_KO_WEEKDAY = re.compile(r"(?:무슨|몇|어떤|무순)\s*요일" + _END)
+_KO_DATE_ASK = re.compile(r"날[짜자]\s*(?:가|는|좀)?\s*(?:알려|뭐|어떻게|몇|궁금)|(?:오늘|지금)\s*날[짜자]\s*좀\s*(?:$|[?.!~])")
+_KO_DATE = re.compile(r"(?:며칠|몇\s*일|몇\s*월\s*몇\s*일|날[짜자])(?!\s*(?:남|걸|동안|전|후|뒤|째|내|정도|씩|만에|간|연속|이나))" + _END)
+_KO_WEEKDAY = re.compile(r"(?:무슨|몇|어떤|무순|뭔|먼)\s*요일" + _END +
+                         r"|(?:오늘|내일|지금)\s*(?:이\s*)?(?:무슨\s*)?요일\s*(?:좀\s*)?알려\s*(?:줘|주세요|줄래|줄\s*수|주실)")
 _KO_MONTH = re.compile(r"몇\s*월" + _END)
 _KO_YEAR = re.compile(r"(?:몇\s*년|몇\s*년도|올해\s*가?\s*몇)" + _END)
 _KO_LEFT = re.compile(r"(?:얼마|몇\s*분|몇\s*시간|몇\s*일|며칠)\s*(?:나|이나|정도|쯤)?\s*(남|지났|지남|걸려|됐)")
 _KO_MIDNIGHT = re.compile(r"자정\s*(?:이\s*)?(?:넘었|넘음|넘었나|지났|지남|됐)")
 _KO_LUNCH = re.compile(r"점심\s*시간\s*(?:이야|이지|인가|이에요|이죠|맞|됐|야|지\b|임|이냐|\?)")
 _KO_AMPM = re.compile(r"(?:오전|오후)\s*(?:이야|야|인가|이에요|예요|임|이지|지)?\s*(?:오전|오후)\s*(?:이야|야|인가|이에요|예요|임|이지|지)")
-_KO_IS_DAY = re.compile(r"요일\s*(?:이지|지|이냐|냐|맞|인가|이니|이죠|죠|이야\s*\?|야\s*\?|이에요\s*\?|예요\s*\?|됐|이네\s*\?)")
+_KO_IS_DAY = re.compile(r"(?:요일|욜)\s*(?:이었나|였나|이지|지|이냐|냐|맞|인가|이니|이죠|죠|이야\s*\?|야\s*\?|이에요\s*\?|예요\s*\?|됐|이네\s*\?)")
+_KO_IS_WEEKEND = re.compile(r"(주말|평일)\s*(?:이야|야|이에요|예요|인가요?|이지|이죠|죠|이냐|냐|이니|임|이었나|였나)?\s*(?:\?|맞)")
 _KO_IS_MONTH = re.compile(r"(?:벌써|이제|곧|아직|오늘|내일)?\s*(1[0-2]|[1-9])\s*월\s*(?:이지|인가|이야\s*\?|맞|됐|이죠|이에요\s*\?|이냐)")
 
-_EN_TIME = re.compile(r"\bwhat(?:'s| is)? the time\b|\bwhat time (?:\w+ )?is it\b|\btime is it\b|\bcurrent time\b|"
+_EN_TIME = re.compile(r"\bwhat(?:'?s| is)? the time\b|\bwhat time (?:\w+ )?is it\b|\bwhat time it is\b|\btime is it\b|\bcurrent time\b|"
                       r"\bgot the time\b|\btell me the time\b|\bhow late is it\b", re.I)
 _EN_DATE = re.compile(r"\bwhat(?:'s| is)? (?:the )?date\b|\bwhat date\b|\bdate (?:is it|today)\b|"
-                      r"\bwhich date\b|\bwhat(?:'s| is)? today\b|\bthe date (?:is it|tomorrow|today)\b", re.I)
-_EN_DAY = re.compile(r"\bwhat day\b|\bwhich day\b|\bday of the week\b|\bwhat(?:'s| is) the day\b", re.I)
-_EN_MONTH = re.compile(r"\bwhat month\b|\bwhich month\b", re.I)
-_EN_YEAR = re.compile(r"\bwhat year\b|\bwhich year\b", re.I)
+                      r"\bwhich date\b|\bwhat(?:'s| is)? today\b|\btoday'?s date\b|\bthe date (?:is it|tomorrow|today)\b", re.I)
+_EN_DAY = re.compile(r"\bwhat day\b|\bwhich day\b|\bday of the week (?:is it|today)\b|\bwhat(?:'s| is) the day\b", re.I)
+_EN_MONTH = re.compile(r"\b(?:what|which) month (?:is it|are we|is this)\b|\bwhat'?s the month\b", re.I)
+_EN_YEAR = re.compile(r"\b(?:what|which) year (?:is it|are we|is this)\b|\bwhat'?s the year\b", re.I)
 _EN_IS_DAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(monday|tuesday|wednesday|thursday|"
                         r"friday|saturday|sunday)\b", re.I)
 _EN_MIDNIGHT = re.compile(r"\b(?:past|after) midnight\b|\bmidnight yet\b|\bhit midnight\b", re.I)
+_EN_IS_WEEKEND = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(?:the |a )?(weekend|weekday)\b", re.I)
 _EN_IS_MONTH = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(" + "|".join(MONTHS_EN) + r")\b", re.I)
 _EN_IS_HOLIDAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(christmas|new year|valentine|halloween|april fool)", re.I)
 _EN_LUNCH = re.compile(r"\blunch ?time\b", re.I)
@@ -63,7 +66,7 @@ _KO_NATIVE_DAYS = {"하루": 1, "이틀": 2, "사흘": 3, "나흘": 4, "닷새":
                    "일주일": 7, "한 주": 7, "한주": 7, "이주": 14, "2주": 14, "보름": 15}
 _KO_NATIVE = re.compile(r"(하루|이틀|사흘|나흘|닷새|엿새|이레|열흘|일주일|한\s?주|이주|2주|보름)\s*(?:일\s*)?(뒤|후|전|있다가)")
 _KO_WEEK_DAY = re.compile(r"(이번\s*주|이번주|다음\s*주|다음주|담주|저번\s*주|저번주|지난\s*주|지난주|다다음\s*주)?\s*"
-                          r"([월화수목금토일])요일")
+                          r"([월화수목금토일])(?:요일|욜)")
 _KO_HOUR = re.compile(r"(오전|오후|아침|저녁|밤|새벽|낮)?\s*(\d{1,2})\s*시\s*(?:(\d{1,2})\s*분|반)?")
 
 # fixed-date days people count down to (month, day); lunar holidays are left to the model
@@ -73,12 +76,17 @@ HOLIDAYS = {"크리스마스": (12, 25), "성탄절": (12, 25), "새해": (1, 1)
             "개천절": (10, 3), "현충일": (6, 6), "christmas": (12, 25), "new year": (1, 1), "valentine": (2, 14),
             "halloween": (10, 31), "april fool": (4, 1)}
 _HOLIDAY = "|".join(sorted(map(re.escape, HOLIDAYS), key=len, reverse=True))
-_KO_UNTIL = re.compile(r"(" + _HOLIDAY + r"|이번\s*달|올해|연말|주말|자정)\s*(?:데이)?\s*(?:까지|이)?\s*(?:는\s*)?"
+_KO_UNTIL = re.compile(r"(" + _HOLIDAY + r"|이번\s*달\s*말일?|이번\s*달|말일|월말|올해|연말|주말|자정|[월화수목금토일]요일)\s*(?:데이)?\s*(?:까지|이)?\s*(?:는\s*)?"
                        r"(?:앞으로\s*)?(며칠|몇\s*일|몇\s*시간|몇\s*분|얼마)\s*(?:나\s*|이나\s*|정도\s*)?남")
+# "내 생일 8월 14일인데 며칠 남았어?"
+_KO_UNTIL_DATE = re.compile(r"(\d{1,2})\s*월\s*(\d{1,2})\s*일[^?.!]{0,12}?(?:며칠|몇\s*일|얼마)\s*(?:나\s*|이나\s*|정도\s*)?남")
 _KO_IS_HOLIDAY = re.compile(r"(" + _HOLIDAY + r")\s*(?:데이|이브)?\s*(?:이지|지|맞|이야\s*\?|야\s*\?|인가|이죠|죠|냐|됐|되었|이냐)")
 _KO_HOLIDAY_NAMED = re.compile(r"(" + _HOLIDAY + r")")
 _EN_UNTIL = re.compile(r"\bhow (?:many (days|hours|minutes)|long) (?:un)?till? (?:the )?(" + _HOLIDAY +
                        r"|weekend|midnight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|(\d{1,2})(?::(\d\d))? ?(am|pm)?)", re.I)
+
+_EN_LEFT_IN = re.compile(r"\bhow many days (?:are )?(?:left|remaining) (?:in|of) (?:this|the) month\b|"
+                         r"\bhow many days until the end of (?:this|the) month\b", re.I)
 
 _EN_DAYS = [("day after tomorrow", 2), ("tomorrow", 1), ("yesterday", -1), ("today", 0), ("tonight", 0)]
 _EN_N_DAYS = re.compile(r"\bin (\d+) days\b|\b(\d+) days (from now|ago)\b", re.I)
@@ -90,7 +98,7 @@ class ClockQuestion:
     """What a message asks of the clock."""
 
     lang: str  # "ko" | "en"
-    want: str  # "time" | "date" | "weekday" | "month" | "year" | "left" | "midnight" | "lunch" | "ampm" | "is_day"
+    want: str  # "time" | "date" | "weekday" | "month" | "year" | "left" | "midnight" | "lunch" | "ampm" | "is_day" | "is_weekend"
     day: int = 0  # days from today the question is about
     day_word: str = ""  # how the user named that day (내일, 이번 주 금요일, tomorrow)
     target: tuple[int, int] | None = None  # "left" questions: the hour and minute asked about
@@ -114,7 +122,7 @@ def _goal_of(word: str, now: datetime) -> tuple[datetime, str]:
     """The moment a countdown word names, and the name to say it by."""
     w = re.sub(r"\s", "", word).lower()
     day0 = datetime.combine(now.date(), datetime.min.time())
-    if w in ("이번달",):
+    if w.startswith("이번달") or w in ("말일", "월말"):
         first = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
         return datetime.combine(first.date(), datetime.min.time()), "이번 달 끝"
     if w in ("올해", "연말"):
@@ -123,6 +131,9 @@ def _goal_of(word: str, now: datetime) -> tuple[datetime, str]:
         return day0 + timedelta(days=(5 - now.weekday()) % 7), "주말" if w == "주말" else "the weekend"
     if w in ("자정", "midnight"):
         return day0 + timedelta(days=1), w
+    if re.fullmatch(r"[월화수목금토일]요일", w):
+        wd = WEEKDAYS_KO.index(w[0])
+        return day0 + timedelta(days=(wd - now.weekday()) % 7), word.strip()
     if w in [d.lower() for d in WEEKDAYS_EN]:
         wd = [d.lower() for d in WEEKDAYS_EN].index(w)
         return day0 + timedelta(days=(wd - now.weekday()) % 7 or 7), WEEKDAYS_EN[wd]
@@ -191,6 +202,12 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
         goal, name = _goal_of(until.group(1), now)
         unit = _unit(until.group(2)) if "얼마" not in until.group(2) else ("day" if (goal - now).days >= 1 else "minute")
         return ClockQuestion("ko", "left", polite=is_polite, goal=goal, unit=unit, name=name)
+    until_date = _KO_UNTIL_DATE.search(t)
+    if until_date:
+        goal = _date_ahead(int(until_date.group(1)), int(until_date.group(2)), now)
+        if goal is not None:
+            return ClockQuestion("ko", "left", polite=is_polite, goal=goal, unit="day",
+                                 name=f"{int(until_date.group(1))}월 {int(until_date.group(2))}일")
     left = _KO_LEFT.search(t)
     if left and left.group(1) in ("남", "걸려"):
         hour = _KO_HOUR.search(t)
@@ -216,6 +233,12 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
     if wk and (asks_date or wk.group(1) and asks_weekday):
         wd = WEEKDAYS_KO.index(wk.group(2))
         return q("date", day=_weekday_day(wd, _week_offset(wk.group(1)), today), day_word=wk.group(0).strip())
+    weekend_word = re.search(r"(이번\s*|다음\s*|담\s*)?주말", t)
+    if asks_date and weekend_word and not _ko_day(t):  # 이번 주말이 며칠이야: that Saturday (today on a weekend)
+        nxt = (weekend_word.group(1) or "").strip() in ("다음", "담")
+        if today.weekday() >= 5 and not nxt:
+            return q("date", day=0, day_word="오늘")
+        return q("date", day=5 - today.weekday() + (7 if nxt else 0), day_word=weekend_word.group(0).strip())
     if asks_date or asks_weekday:
         day = _ko_day(t) or (0, "오늘")
         return q("weekday" if asks_weekday and not asks_date else "date", day=day[0], day_word=day[1])
@@ -223,6 +246,11 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
         day = _ko_day(t) or (0, "오늘")
         return q("is_day", target_weekday=WEEKDAYS_KO.index(wk.group(2)), day=day[0], day_word=day[1],
                  either=len(_KO_WEEK_DAY.findall(t)) > 1)
+    weekend = _KO_IS_WEEKEND.search(t)
+    if weekend:
+        day = _ko_day(t) or (0, "오늘")
+        return q("is_weekend", day=day[0], day_word=day[1], name=weekend.group(1),
+                 either="주말" in t and "평일" in t)
     month = _KO_IS_MONTH.search(t)
     if month:
         day = _ko_day(t) or (0, "오늘")
@@ -240,6 +268,18 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
         return q("lunch")
     if _KO_AMPM.search(t):
         return q("ampm")
+    return None
+
+
+def _date_ahead(month: int, day: int, now: datetime) -> datetime | None:
+    """The next month/day from today on (this year's, or next year's once it has gone); None if no such day."""
+    for year in (now.year, now.year + 1):
+        try:
+            goal = datetime(year, month, day)
+        except ValueError:
+            return None
+        if goal.date() >= now.date():
+            return goal
     return None
 
 
@@ -302,8 +342,16 @@ def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
         if until.group(1) is None:
             unit = "day" if (goal - now).days >= 1 else "minute"
         return ClockQuestion("en", "left", goal=goal, unit=unit.rstrip("s"), name=name)
+    if _EN_LEFT_IN.search(t):
+        first = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return ClockQuestion("en", "left", goal=datetime.combine(first.date(), datetime.min.time()) - timedelta(days=1),
+                             unit="day", name="the end of the month")
     if _EN_TIME.search(t):
         return ClockQuestion("en", "time")
+    m = _EN_IS_WEEKEND.search(t)
+    if m:
+        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
+        return ClockQuestion("en", "is_weekend", day=day, day_word="tomorrow" if day else "today", name=m.group(1).lower())
     m = _EN_IS_DAY.search(t)
     if m:
         wd = [d.lower() for d in WEEKDAYS_EN].index(m.group(1).lower())
@@ -439,10 +487,15 @@ def _answer_ko(q: ClockQuestion, now: datetime) -> str:
     if q.want == "is_day":
         hit = target.weekday() == q.target_weekday
         head = "" if q.either else f"{yes if hit else no}, "
-        return f"{head}{_topic(word)} {_is(_ko_date(target), p)}.{tail}"
+        said = _was(_ko_date(target), p) if q.day < 0 else _is(_ko_date(target), p)
+        return f"{head}{_topic(word)} {said}.{tail}"
     if q.want == "is_month":
         hit = target.month == q.target_month
         return f"{yes if hit else no}, {_topic(word)} {_is(_ko_date(target), p)}.{tail}"
+    if q.want == "is_weekend":
+        hit = (target.weekday() >= 5) == (q.name == "주말")
+        head = "" if q.either else f"{yes if hit else no}, "
+        return f"{head}{_topic(word)} {_is(_ko_date(target), p)}.{tail}"
     if q.want == "midnight":
         head = f"{yes}, 넘었어{yo}" if now.hour < 5 else ("아직이에요" if p else "아직이야")
         return f"{head}. 지금 {_is(clock, p)}."
@@ -468,7 +521,7 @@ def _answer_en(q: ClockQuestion, now: datetime) -> str:
             return f"It's the weekend already: today is {_en_date(today)}."
         if q.unit == "day":
             days = (q.goal.date() - today).days
-            return f"{days} day{'s' if days != 1 else ''} until {name} ({_en_date(q.goal.date())})." if days else f"{name} is today!"
+            return f"{days} day{'s' if days != 1 else ''} until {name} ({_en_date(q.goal.date())})." if days else f"{name[:1].upper()}{name[1:]} is today!"
         h, m = divmod(minutes, 60)
         span = f"{minutes} minutes" if q.unit == "minute" and minutes < 120 else f"{h} h {m} min"
         return f"It's {_en_clock(now)}, so {span} to go."
@@ -487,6 +540,9 @@ def _answer_en(q: ClockQuestion, now: datetime) -> str:
         return f"{head}{q.day_word or 'today'} is {_en_date(target)}."[:1].upper() + f"{head}{q.day_word or 'today'} is {_en_date(target)}."[1:]
     if q.want == "is_month":
         yes = target.month == q.target_month
+        return f"{'Yes' if yes else 'No'}, {q.day_word or 'today'} is {_en_date(target)}."
+    if q.want == "is_weekend":
+        yes = (target.weekday() >= 5) == (q.name == "weekend")
         return f"{'Yes' if yes else 'No'}, {q.day_word or 'today'} is {_en_date(target)}."
     if q.want == "is_holiday":
         yes = q.goal is not None and q.goal.date() == target
