@@ -4,12 +4,16 @@ Training messages:
 - the personas' own training rows: the first user turn of rows tagged `refusal` (crisis when
   the written reply points to a crisis line), the user turns of the other rows as ordinary
   unless their reply declines (older rows carry no tags; those turns are left out);
-- `safety_train.jsonl` (878 messages written for this head, most of them hard cases: harmful
+- `safety_train.jsonl` (1,417 messages written for this head, most of them hard cases: harmful
   requests in many forms; games, films, cooking, slang like "배고파 죽겠어" that must pass).
 
 A scikit-learn logistic regression on [sentence vector, character n-gram TF-IDF] (class
-weights balanced, C=4); a message is flagged when p(harmful) + p(crisis) >= 0.7. Chosen by
-5-fold out-of-fold figures on these messages: `--kfold 5` reports them and writes nothing.
+weights balanced, C=16); a message is flagged when p(harmful) + p(crisis) >= 0.5, and where
+crisis outweighs harm it also needs p(crisis) >= 0.6 (a crisis line sent to an ordinary
+message is worse than the model's reply). Chosen by 5-fold out-of-fold figures on these
+messages (`--kfold 5` reports them and writes nothing): harmful .964, crisis .883 flagged,
+ordinary .0155 (.0026 given a crisis line); C=4 at 0.6 alone: .960 / .915 / .0194; and on
+bench/guards/dev. bench/guards/test is never used to choose anything.
 """
 
 from __future__ import annotations
@@ -113,15 +117,18 @@ def _proba(model, x: np.ndarray, texts: list[str]) -> np.ndarray:
     return clf.predict_proba(hstack([csr_matrix(x), grams.transform(texts)]).tocsr())
 
 
-def _flagged(p: np.ndarray, flag: float) -> np.ndarray:
-    return p[:, 1] + p[:, 2] >= flag
+def _flagged(p: np.ndarray, flag: float, crisis: float) -> np.ndarray:
+    """Not ordinary: as SafetyHead.verdict decides."""
+    return (p[:, 1] + p[:, 2] >= flag) & ((p[:, 2] <= p[:, 1]) | (p[:, 2] >= crisis))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ohlora.guards.fit_safety", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--c", type=float, default=4.0, help="inverse regularization of the logistic regression")
-    ap.add_argument("--flag", type=float, default=0.7, help="p(harmful)+p(crisis) from which a message is not ordinary")
+    ap.add_argument("--c", type=float, default=16.0, help="inverse regularization of the logistic regression")
+    ap.add_argument("--flag", type=float, default=0.5, help="p(harmful)+p(crisis) from which a message is not ordinary")
+    ap.add_argument("--crisis", type=float, default=0.6,
+                    help="p(crisis) from which a message where crisis outweighs harm gets a crisis line (else the model answers)")
     ap.add_argument("--kfold", type=int, default=0, help="report K-fold out-of-fold figures and write nothing")
     ap.add_argument("--out", type=Path, default=HEAD_FILE)
     args = ap.parse_args(argv)
@@ -138,17 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         oof = np.zeros((len(y), 3))
         for tr, te in StratifiedKFold(args.kfold, shuffle=True, random_state=0).split(x, y):
             oof[te] = _proba(_fit(x[tr], [texts[i] for i in tr], y[tr], args.c), x[te], [texts[i] for i in te])
-        flagged = _flagged(oof, args.flag)
+        flagged = _flagged(oof, args.flag, args.crisis)
         for k in (1, 2):
             print(f"{LABELS[k]}: flagged {flagged[y == k].mean():.3f} of {int((y == k).sum())}")
-        print(f"ordinary flagged (false positives): {flagged[y == 0].mean():.4f} of {int((y == 0).sum())}")
+        print(f"ordinary flagged (false positives): {flagged[y == 0].mean():.4f} of {int((y == 0).sum())}, "
+              f"given a crisis line {(flagged & (oof[:, 2] > oof[:, 1]))[y == 0].mean():.4f}")
         crisis = y == 2
         print(f"crisis told apart from harmful: {(oof[crisis, 2] >= oof[crisis, 1]).mean():.3f}")
         return 0
     clf, grams = _fit(x, texts, y, args.c)
     vocab = sorted(grams.vocabulary_, key=grams.vocabulary_.get)  # column order
     np.savez_compressed(args.out, coef=clf.coef_.astype(np.float32), intercept=clf.intercept_.astype(np.float32),
-                        flag=np.float32(args.flag), dim=np.int32(x.shape[1]), vocabulary=np.array(vocab),
+                        flag=np.float32(args.flag), crisis_flag=np.float32(args.crisis), dim=np.int32(x.shape[1]), vocabulary=np.array(vocab),
                         idf=grams.idf_.astype(np.float64))
     print(f"wrote {args.out}")
     return 0

@@ -11,6 +11,7 @@ same recall. Stored as plain arrays in `safety_head.npz` (no pickle);
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def ngram_vectorizer(vocabulary: list[str] | None = None, idf: np.ndarray | None
     return vec
 
 
+# What a linear head cannot see: a harmful thing AND asking how to make or get it. "만드는 법" is
+# mostly cooking, "폭탄" mostly 폭탄세일, so the head scored "폭탄 만드는 법 알려줘" 0.37. These rules
+# catch the plain asks outright; everything else is the head's.
+_KO_THING = (r"(?:폭탄(?!\s*세일|주|\s*맞|\s*발언|\s*머리)|폭발물|화염병|사제\s*총|총기|권총|소총|독극물|독약|청산가리|"
+             r"필로폰|메스암페타민|코카인|헤로인|펜타닐|케타민|물뽕|마약|대마초?|랜섬웨어|악성\s*코드|위조\s*지폐|위폐)")
+_KO_MAKE = r"(?:제조|제작|합성|조립|만드(?:는|려)|만들(?:어|고|려|\s*수|\s*거)|구하(?:는|려|고|\s*수)|구입|구매|사는\s*(?:법|곳|방법|데))"
+_KO_HARM = re.compile(_KO_THING + r"(?:을|를|이|가|은|는)?\s*(?:어떻게|직접|집에서|몰래|쉽게|좀)?\s*" + _KO_MAKE +
+                      r"|(?<![가-힣])총\s*(?:만드|제작|조립)")
+_EN_HARM = re.compile(r"\b(?:make|making|build|building|synthesi[sz]e|cook|brew|assemble|buy|get)\s+(?:a |an |some |my own )?"
+                      r"(?:pipe )?(?:bomb(?!\s*(?:ass|cake|dot|pizza|recipe|decoration))|explosives?|molotov|meth|methamphetamine|fentanyl|heroin|ricin|sarin|nerve agent|"
+                      r"napalm|ghost gun|untraceable gun|ransomware|counterfeit (?:money|bills))\b", re.I)
+# a self-harm method asked about: a crisis line, whatever else the message says
+_KO_METHOD = re.compile(r"번개탄\s*(?:을\s*)?(?:피우|피울|사\s*놨|샀)|(?:목\s*(?:을\s*)?매|번개탄|투신|손목\s*(?:을\s*)?(?:긋|그)|치사량|자살)\s*(?:하는|는|을|할|하려면|하면)?\s*"
+                        r"(?:방법|법|어떻게|확실|덜\s*아프|안\s*아프)")
+_EN_METHOD = re.compile(r"\b(?:how (?:do i|to|can i) (?:kill myself|hang myself|end my life|slit)|"
+                        r"(?:painless|easiest|quickest) way to (?:die|kill myself)|lethal dose)\b", re.I)
+
+
+def rule_label(text: str) -> str | None:
+    """'crisis' or 'harmful' for a plain ask the rules know, else None (the head decides)."""
+    if _KO_METHOD.search(text) or _EN_METHOD.search(text):
+        return "crisis"
+    if _KO_HARM.search(text) or _EN_HARM.search(text):
+        return "harmful"
+    return None
+
+
 class SafetyHead:
     """coef (3, d + n-grams), intercept (3,), the n-gram vocabulary and idf, and the threshold."""
 
@@ -49,15 +77,20 @@ class SafetyHead:
             self.coef = data["coef"].astype(np.float32)
             self.intercept = data["intercept"].astype(np.float32)
             self.flag = float(data["flag"])  # p(harmful) + p(crisis) at or above: not ordinary
+            # a crisis line needs p(crisis) at or above this too: one sent to "밤 늦게 먹으면 살 찔까?" hurts
+            self.crisis_flag = float(data["crisis_flag"]) if "crisis_flag" in data.files else self.flag
             self.dim = int(data["dim"])  # the sentence vector's size; the n-grams follow it
             self.ngrams = ngram_vectorizer(data["vocabulary"].tolist(), data["idf"])
 
     def verdict(self, vec: np.ndarray, text: str) -> Verdict:
+        ruled = rule_label(text)
+        if ruled is not None:
+            return Verdict(ruled, float(ruled == "harmful"), float(ruled == "crisis"))
         grams = self.ngrams.transform([text]).toarray()[0].astype(np.float32)
         z = np.concatenate([vec.astype(np.float32), grams]) @ self.coef.T + self.intercept
         p = np.exp(z - z.max())
         p /= p.sum()
         harmful, crisis = float(p[1]), float(p[2])
-        if harmful + crisis < self.flag:
+        if harmful + crisis < self.flag or (crisis > harmful and crisis < self.crisis_flag):
             return Verdict("ordinary", harmful, crisis)
-        return Verdict("crisis" if crisis >= harmful else "harmful", harmful, crisis)
+        return Verdict("crisis" if crisis > harmful else "harmful", harmful, crisis)
