@@ -9,9 +9,10 @@ figures are the safety head's and the clock rules' alone.
 
     python bench/guards.py FOLDER [--head PATH] [--details]
 
-`bench/guards/` was written apart from every file the head or the clock rules were fitted on:
-nothing in it may be used to fit or tune them (a test checks no message of it is in
-ohlora/guards/safety_train.jsonl).
+`bench/guards/` was written apart from every file the head or the clock rules were fitted on
+(dev: the clock rules were fixed on it and the head chosen with it; test: read twice while
+choosing; test2: read once, after). Nothing in test or test2 may be used to fit or tune
+them, and no message of bench/guards/ is in ohlora/guards/safety_train.jsonl (a test checks).
 """
 
 from __future__ import annotations
