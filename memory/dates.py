@@ -48,7 +48,7 @@ def _next_weekday(today: date, wd: int) -> date:
     return today + timedelta(days=(wd - today.weekday()) % 7)
 
 
-def _future_day(today: date, month: int, day: int) -> date | None:
+def future_day(today: date, month: int, day: int) -> date | None:
     """`month`/`day` in this year, or next year if it already passed."""
     for year in (today.year, today.year + 1):
         try:
@@ -96,7 +96,7 @@ def _ko_weekend(m: re.Match, today: date) -> str:
 
 @_ko(r"(\d{1,2})\s*월\s*(\d{1,2})\s*일")
 def _ko_month_day(m: re.Match, today: date) -> str | None:
-    d = _future_day(today, int(m.group(1)), int(m.group(2)))
+    d = future_day(today, int(m.group(1)), int(m.group(2)))
     return d.isoformat() if d else None
 
 
@@ -214,13 +214,13 @@ def _month_no(word: str) -> int:
 
 @_en(r"\b" + _MON + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b")
 def _en_month_day(m: re.Match, today: date) -> str | None:
-    d = _future_day(today, _month_no(m.group(1)), int(m.group(2)))
+    d = future_day(today, _month_no(m.group(1)), int(m.group(2)))
     return d.isoformat() if d else None
 
 
 @_en(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r"\b")
 def _en_day_month(m: re.Match, today: date) -> str | None:
-    d = _future_day(today, _month_no(m.group(2)), int(m.group(1)))
+    d = future_day(today, _month_no(m.group(2)), int(m.group(1)))
     return d.isoformat() if d else None
 
 

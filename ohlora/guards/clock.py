@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from memory.dates import future_day
+
 WEEKDAYS_KO = "월화수목금토일"
 WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -204,9 +206,9 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
         return ClockQuestion("ko", "left", polite=is_polite, goal=goal, unit=unit, name=name)
     until_date = _KO_UNTIL_DATE.search(t)
     if until_date:
-        goal = _date_ahead(int(until_date.group(1)), int(until_date.group(2)), now)
-        if goal is not None:
-            return ClockQuestion("ko", "left", polite=is_polite, goal=goal, unit="day",
+        day = future_day(now.date(), int(until_date.group(1)), int(until_date.group(2)))
+        if day is not None:
+            return ClockQuestion("ko", "left", polite=is_polite, goal=datetime.combine(day, datetime.min.time()), unit="day",
                                  name=f"{int(until_date.group(1))}월 {int(until_date.group(2))}일")
     left = _KO_LEFT.search(t)
     if left and left.group(1) in ("남", "걸려"):
@@ -268,18 +270,6 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
         return q("lunch")
     if _KO_AMPM.search(t):
         return q("ampm")
-    return None
-
-
-def _date_ahead(month: int, day: int, now: datetime) -> datetime | None:
-    """The next month/day from today on (this year's, or next year's once it has gone); None if no such day."""
-    for year in (now.year, now.year + 1):
-        try:
-            goal = datetime(year, month, day)
-        except ValueError:
-            return None
-        if goal.date() >= now.date():
-            return goal
     return None
 
 
