@@ -1,6 +1,7 @@
 """Both engines generate from the real packaged models; stop strings and stop reasons."""
 
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
@@ -66,7 +67,12 @@ def test_max_tokens_stop_reason():
 
 
 @pytest.mark.slow
-def test_persona_stop_string_ends_reply():
+def test_persona_stop_string_ends_reply(monkeypatch):
+    import ohlora.chat
+
+    # the prompt carries the clock: on a busy machine the two replies can straddle a minute
+    frozen = datetime(2026, 12, 6, 19, 30)
+    monkeypatch.setattr(ohlora.chat, "datetime", type("Frozen", (datetime,), {"now": classmethod(lambda cls, tz=None: frozen)}))
     p = _short("ohlora", n=40, temperature=0.0)
     session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), p)
     free = "".join(session.send("하나 둘 셋 넷 다섯 여섯 일곱 여덟 아홉 열 세어봐"))
