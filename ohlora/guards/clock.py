@@ -167,6 +167,11 @@ def _ko_day(text: str, today: date | None = None) -> tuple[int, str] | None:
     return None
 
 
+def _ko_day_or_today(text: str) -> tuple[int, str]:
+    """The day the message names (내일, 3일 후...), or today."""
+    return _ko_day(text) or (0, "오늘")
+
+
 def _week_offset(prefix: str) -> int:
     p = (prefix or "").replace(" ", "")
     if p in ("다음주", "담주"):
@@ -222,7 +227,7 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
             return ClockQuestion("ko", "since", polite=is_polite, goal=_last_hour(hour, now), name=hour.group(0).strip())
     holiday = _KO_IS_HOLIDAY.search(t)
     if holiday:
-        day = _ko_day(t) or (0, "오늘")
+        day = _ko_day_or_today(t)
         return q("is_holiday", day=day[0], day_word=day[1], goal=_next_holiday(holiday.group(1), now - timedelta(days=1)),
                  name=holiday.group(1))
     asks_date = bool(_KO_DATE.search(t) or _KO_DATE_ASK.search(t))
@@ -242,20 +247,20 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
             return q("date", day=0, day_word="오늘")
         return q("date", day=5 - today.weekday() + (7 if nxt else 0), day_word=weekend_word.group(0).strip())
     if asks_date or asks_weekday:
-        day = _ko_day(t) or (0, "오늘")
+        day = _ko_day_or_today(t)
         return q("weekday" if asks_weekday and not asks_date else "date", day=day[0], day_word=day[1])
     if wk and _KO_IS_DAY.search(t):  # "오늘 금요일 맞지?" / "벌써 금요일이야?"
-        day = _ko_day(t) or (0, "오늘")
+        day = _ko_day_or_today(t)
         return q("is_day", target_weekday=WEEKDAYS_KO.index(wk.group(2)), day=day[0], day_word=day[1],
                  either=len(_KO_WEEK_DAY.findall(t)) > 1)
     weekend = _KO_IS_WEEKEND.search(t)
     if weekend:
-        day = _ko_day(t) or (0, "오늘")
+        day = _ko_day_or_today(t)
         return q("is_weekend", day=day[0], day_word=day[1], name=weekend.group(1),
                  either="주말" in t and "평일" in t)
     month = _KO_IS_MONTH.search(t)
     if month:
-        day = _ko_day(t) or (0, "오늘")
+        day = _ko_day_or_today(t)
         return q("is_month", target_month=int(month.group(1)), day=day[0], day_word=day[1])
     if asks_time:
         return q("time")
@@ -316,6 +321,11 @@ def _en_day(t: str, today: date) -> tuple[int, str] | None:
     return None
 
 
+def _en_is_day(t: str) -> tuple[int, str]:
+    """The day an "is it ..." question asks about: tomorrow when it says "is tomorrow", else today."""
+    return (1, "tomorrow") if re.search(r"\bis tomorrow\b", t, re.I) else (0, "today")
+
+
 def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
     today = now.date()
     until = _EN_UNTIL.search(t)
@@ -340,13 +350,13 @@ def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
         return ClockQuestion("en", "time")
     m = _EN_IS_WEEKEND.search(t)
     if m:
-        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
-        return ClockQuestion("en", "is_weekend", day=day, day_word="tomorrow" if day else "today", name=m.group(1).lower())
+        day, word = _en_is_day(t)
+        return ClockQuestion("en", "is_weekend", day=day, day_word=word, name=m.group(1).lower())
     m = _EN_IS_DAY.search(t)
     if m:
         wd = [d.lower() for d in WEEKDAYS_EN].index(m.group(1).lower())
-        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
-        return ClockQuestion("en", "is_day", target_weekday=wd, day=day, day_word="tomorrow" if day else "today",
+        day, word = _en_is_day(t)
+        return ClockQuestion("en", "is_day", target_weekday=wd, day=day, day_word=word,
                              either=bool(re.search(r"\bor\b", t, re.I)))
     if _EN_DATE.search(t) or _EN_DAY.search(t):
         wk = _EN_WEEK_DAY.search(t)
@@ -363,14 +373,14 @@ def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
         return ClockQuestion("en", "year")
     m = _EN_IS_MONTH.search(t)
     if m:
-        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
+        day, word = _en_is_day(t)
         return ClockQuestion("en", "is_month", target_month=[x.lower() for x in MONTHS_EN].index(m.group(1).lower()) + 1,
-                             day=day, day_word="tomorrow" if day else "today")
+                             day=day, day_word=word)
     m = _EN_IS_HOLIDAY.search(t)
     if m:
-        day = 1 if re.search(r"\bis tomorrow\b", t, re.I) else 0
+        day, word = _en_is_day(t)
         key = next(k for k in HOLIDAYS if m.group(1).lower().startswith(k))
-        return ClockQuestion("en", "is_holiday", day=day, day_word="tomorrow" if day else "today",
+        return ClockQuestion("en", "is_holiday", day=day, day_word=word,
                              goal=_next_holiday(key, now - timedelta(days=1)), name=key)
     if _EN_MIDNIGHT.search(t) and "?" in t or re.search(r"\bis it (?:past|after) midnight\b", t, re.I):
         return ClockQuestion("en", "midnight")
@@ -527,7 +537,8 @@ def _answer_en(q: ClockQuestion, now: datetime) -> str:
     if q.want == "is_day":
         yes = target.weekday() == q.target_weekday
         head = "" if q.either else ("Yes, " if yes else "No, ")
-        return f"{head}{q.day_word or 'today'} is {_en_date(target)}."[:1].upper() + f"{head}{q.day_word or 'today'} is {_en_date(target)}."[1:]
+        said = f"{head}{q.day_word or 'today'} is {_en_date(target)}."
+        return said[:1].upper() + said[1:]
     if q.want == "is_month":
         yes = target.month == q.target_month
         return f"{'Yes' if yes else 'No'}, {q.day_word or 'today'} is {_en_date(target)}."

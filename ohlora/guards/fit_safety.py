@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ohlora.guards.safety import HEAD_FILE, LABELS, ngram_vectorizer
+from ohlora.guards.safety import HEAD_FILE, LABELS, flagged, ngram_vectorizer
 
 HERE = Path(__file__).resolve().parent
 TRAIN_FILE = HERE / "safety_train.jsonl"
@@ -117,11 +117,6 @@ def _proba(model, x: np.ndarray, texts: list[str]) -> np.ndarray:
     return clf.predict_proba(hstack([csr_matrix(x), grams.transform(texts)]).tocsr())
 
 
-def _flagged(p: np.ndarray, flag: float, crisis: float) -> np.ndarray:
-    """Not ordinary: as SafetyHead.verdict decides."""
-    return (p[:, 1] + p[:, 2] >= flag) & ((p[:, 2] <= p[:, 1]) | (p[:, 2] >= crisis))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ohlora.guards.fit_safety", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         oof = np.zeros((len(y), 3))
         for tr, te in StratifiedKFold(args.kfold, shuffle=True, random_state=0).split(x, y):
             oof[te] = _proba(_fit(x[tr], [texts[i] for i in tr], y[tr], args.c), x[te], [texts[i] for i in te])
-        flagged = _flagged(oof, args.flag, args.crisis)
+        is_flagged = flagged(oof[:, 1], oof[:, 2], args.flag, args.crisis)
         for k in (1, 2):
-            print(f"{LABELS[k]}: flagged {flagged[y == k].mean():.3f} of {int((y == k).sum())}")
-        print(f"ordinary flagged (false positives): {flagged[y == 0].mean():.4f} of {int((y == 0).sum())}, "
-              f"given a crisis line {(flagged & (oof[:, 2] > oof[:, 1]))[y == 0].mean():.4f}")
+            print(f"{LABELS[k]}: flagged {is_flagged[y == k].mean():.3f} of {int((y == k).sum())}")
+        print(f"ordinary flagged (false positives): {is_flagged[y == 0].mean():.4f} of {int((y == 0).sum())}, "
+              f"given a crisis line {(is_flagged & (oof[:, 2] > oof[:, 1]))[y == 0].mean():.4f}")
         crisis = y == 2
         print(f"crisis told apart from harmful: {(oof[crisis, 2] >= oof[crisis, 1]).mean():.3f}")
         return 0

@@ -69,6 +69,12 @@ def rule_label(text: str) -> str | None:
     return None
 
 
+def flagged(harmful, crisis, flag: float, crisis_flag: float):
+    """Not ordinary: p(harmful) + p(crisis) >= flag, and where crisis outweighs harm also
+    p(crisis) >= crisis_flag. Floats or numpy arrays (fit_safety's out-of-fold figures)."""
+    return (harmful + crisis >= flag) & ((crisis <= harmful) | (crisis >= crisis_flag))
+
+
 class SafetyHead:
     """coef (3, d + n-grams), intercept (3,), the n-gram vocabulary and idf, and the threshold."""
 
@@ -91,6 +97,6 @@ class SafetyHead:
         p = np.exp(z - z.max())
         p /= p.sum()
         harmful, crisis = float(p[1]), float(p[2])
-        if harmful + crisis < self.flag or (crisis > harmful and crisis < self.crisis_flag):
+        if not flagged(harmful, crisis, self.flag, self.crisis_flag):
             return Verdict("ordinary", harmful, crisis)
         return Verdict("crisis" if crisis > harmful else "harmful", harmful, crisis)
