@@ -5,7 +5,9 @@ on a fresh OHLORA_HOME-like temp folder, with the configured base and embedder. 
 turn tells or asks something; memory recalls into every prompt. Reports, per turn, the
 seconds from `say()` to the first piece, the prompt's token count and the tokens the
 engine had to read (prompt minus the reused KV prefix, llama.cpp only). The replies the app
-writes itself (ohlora.guards) are off: this times the model's path.
+writes itself (ohlora.guards) are off: this times the model's path. Between turns the bench
+does what the chat app does while the user reads and types (`ChatSession.warm_next`: the
+next turn's start is read ahead), timed apart as `read_ahead_s`; `--no-read-ahead` skips it.
 
     python bench/chat_latency.py [--turns 20] [--persona ohlora] [--base SPEC] [--max-tokens 48]
 """
@@ -40,6 +42,7 @@ def main() -> None:
     ap.add_argument("--base", default=None)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-read-ahead", action="store_true", help="do not read the next turn's start between turns")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -69,15 +72,21 @@ def main() -> None:
                 if first is None:
                     first = time.perf_counter() - t0
             r = session.last
-            rows.append({"turn": i, "ttft_s": round(first if first is not None else time.perf_counter() - t0, 3),
-                         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-                         "kv_before": before, "recalled": len(session.last_recalled)})
+            row = {"turn": i, "ttft_s": round(first if first is not None else time.perf_counter() - t0, 3),
+                   "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+                   "kv_before": before, "recalled": len(session.last_recalled)}
+            if not args.no_read_ahead:
+                t0 = time.perf_counter()
+                session.warm_next()
+                row["read_ahead_s"] = round(time.perf_counter() - t0, 3)
+            rows.append(row)
         if memory is not None:
             memory.close()
     ttft = [r["ttft_s"] for r in rows]
     last5 = ttft[-5:]
     print(json.dumps({
         "bench": "chat_latency", "persona": args.persona, "base": session.base().name, "memory": not args.no_memory,
+        "read_ahead": not args.no_read_ahead,
         "turns": rows, "ttft_p50_s": statistics.median(ttft), "ttft_turn_20_s": ttft[-1],
         "ttft_p50_last5_s": statistics.median(last5), "load_avg_1m": round(os.getloadavg()[0], 2),
     }, ensure_ascii=False))

@@ -244,6 +244,24 @@ class ChatSession:
             self.history += [{"role": "user", "content": text, "context": prompt.context},
                              {"role": "assistant", "content": prefix + self.last.text}]
 
+    def warm_next(self) -> None:
+        """Read the start of the next turn now, while the user reads the reply and types: the
+        end of this exchange, the next turn's opening and its clock line, and the memory
+        header when this turn recalled something (the next one most likely will too). The next
+        `send` then reads only the recalled memories and the new text. A guess that misses
+        (another minute, nothing recalled) costs nothing then: the prompt's matching tokens are
+        kept, the rest is read as before. The chat app calls it after each reply."""
+        engine = self._engine
+        if engine is None or self._writing is not None or self.last is None or self.last.stop_reason == "cancelled":
+            return
+        template = self._base_and_template()[1]
+        persona = self.shown_persona()
+        mark = "\ue000"  # a private-use character: where the unknown part of the next turn starts
+        prompt = build(persona, [mark] if self.last_recalled else [], self.history, mark, template,
+                       engine.count_tokens, engine.n_ctx, persona.generation.max_tokens,
+                       include_examples=not self._has_adapter)
+        engine.warm(prompt.text[: prompt.text.index(mark)])
+
     def _say_guarded(self, text: str, guard: Any, now: datetime, own: bool) -> Iterator[str]:
         """A reply the app wrote itself (ohlora.guards): no model call, no recall."""
         from ohlora.backends.base import GenerationResult

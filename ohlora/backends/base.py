@@ -180,6 +180,10 @@ class EngineBase:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def warm(self, text: str) -> None:
+        """Read `text`, the start of the next prompt, ahead of time (engines that reuse a KV
+        prefix); the others have nothing to keep, so this does nothing."""
+
     def start_stream(self, prompt: str, gen: "Generation", stop: Sequence[str]) -> tuple[list[int], int, StreamState]:
         """Tokenize the prompt, check it fits, and set up the stream's book-keeping."""
         from ohlora.errors import UserError

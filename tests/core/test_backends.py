@@ -94,3 +94,32 @@ def test_llamacpp_cancel_from_the_consumer():
         session.cancel()
     assert session.last.stop_reason in ("cancelled", "end_of_turn", "stop_string")
     assert session.last.completion_tokens <= 3
+
+
+@pytest.mark.slow
+def test_read_ahead_leaves_less_to_read_and_the_same_reply(monkeypatch):
+    """warm_next reads the next turn's start between turns: the next reply is the same (greedy)
+    and the engine reads fewer new tokens for it."""
+    import llama_cpp
+
+    import ohlora.chat
+
+    frozen = datetime(2026, 12, 6, 19, 30)
+    monkeypatch.setattr(ohlora.chat, "datetime", type("Frozen", (datetime,), {"now": classmethod(lambda cls, tz=None: frozen)}))
+    read: list[int] = []
+    real_eval = llama_cpp.Llama.eval
+    monkeypatch.setattr(llama_cpp.Llama, "eval", lambda self, tokens: (read.append(len(tokens)), real_eval(self, tokens))[1])
+
+    def two_turns(read_ahead: bool) -> tuple[str, int]:
+        session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), _short("ohlora", n=16, temperature=0.0))
+        "".join(session.send("안녕! 나 민지야"))
+        if read_ahead:
+            session.warm_next()
+        read.clear()
+        reply = "".join(session.send("오늘 점심 뭐 먹지?"))
+        return reply, read[0]
+
+    plain, plain_read = two_turns(False)
+    ahead, ahead_read = two_turns(True)
+    assert ahead == plain
+    assert ahead_read < plain_read - 10
