@@ -18,6 +18,7 @@ from memory.lexical import _kiwi
 
 MAX_SENTENCE = 300  # longer "sentences" are pasted text, not facts about the user
 MAX_FACTS = 10  # per message
+FRAGMENT = 12  # a kept sentence this short, right after another kept one, is joined to it
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
@@ -25,7 +26,7 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 @dataclass
 class Fact:
     text: str  # what is stored (the user's sentence, tidied, absolute date written in)
-    kind: str  # name | job | home | origin | pref | fav | people | pet | plan | health | goal | habit | birthday | age | fact
+    kind: str  # name | job | home | origin | pref | fav | people | pet | plan | health | goal | habit | birthday | age | major | event | fact
     slot: str | None = None  # single-valued slot key
     value: str | None = None  # slot value: same value -> update, different -> supersede
     event_date: str | None = None
@@ -51,7 +52,7 @@ _TAIL = re.compile(r"[\sㅋㅎㅠㅜ~^]+$")
 
 def split_sentences(text: str) -> list[str]:
     parts = re.split(r"(?<=[.!?。~])\s+|\n+|(?<=[다요야어아지네])[.!]\s*", text)
-    return [p.strip() for p in parts if p and p.strip()]
+    return [p.strip() for p in parts if p and p.strip(" \t.!?。~")]
 
 
 _TELLING_QUESTION = re.compile(r"(는|은|인|한)\s*(거|것)\s*(알아|알지|알았어|아니|기억해|기억나)\s*\?*$|\bdid (you|u) know\b", re.I)
@@ -109,6 +110,8 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("past", re.compile(r"(어릴\s*때|어렸을\s*때|(초등|중|고등|대)학교\s*때|대학\s*때|학생\s*때|시절에?|했었|었었|았었|"
                         r"(군대|군\s*복무)\S*\s.*(나왔|다녀왔|했어)|졸업했)")),
     ("school", re.compile(r"(학교|대학|대학원|방통대|학원|고등학교|중학교|학과|과)\S*\s*(다니|다녀|재학|휴학)|(학년|전공)(이야|이에요|입니다|은|는)")),
+    # a major is not single-valued ("복수전공 신청했어, 경제학으로" beside "원래 전공이 기계공학"): no slot
+    ("major", re.compile(r"전공|전과했")),
     ("job", re.compile(rf"(직업은|회사\s*다녀|회사\s*다니|(으로|로)\s*일(해|하고|합니다|하는)|에서\s*일(해|하고|합니다)|근무|"
                        rf"({_KO_JOBS})(이야|야|이에요|예요|입니다|이고|으로|로|라서|이라서))")),
     ("work", re.compile(r"((회사|직장|사무실)(가|는|이|은)\s|맡았|맡고\s*있|담당하|리드\s*맡|승진|이직했|입사|퇴사|연봉|야근\s*(이|을)?\s*(많|잦)|교대\s*근무)")),
@@ -120,13 +123,19 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
                           r"보청기|잘\s*안\s*들려|치료\s*(받|중)|공포증|장애|\S+증\s*(이|이\s*)?있|사고\s*(났|당했)|한의원|뻐근|잠을?\s*\S*\s*못\s*자|"
                           r"체질)")),
     ("pet", re.compile(_KO_PET)),
-    ("plan", re.compile(r"(예정|약속|계획|가기로|하기로|갈\s*거|할\s*거|만나기로|여행|면접|시험|출장|결혼|이사|예약|생신|모임|파티|발표|마감|"
+    ("plan", re.compile(r"(예정|약속|계획|가기로|하기로|갈\s*거|할\s*거|만나기로|여행|휴가|면접|시험|출장|결혼|이사|예약|생신|모임|파티|발표|마감|"
                         r"청첩장|식장|돌잔치|등록했|등록해)")),
     ("people", re.compile(rf"({_KO_PEOPLE})|이름(은|이)\s")),
     ("goal", re.compile(r"(목표|꿈은|기로\s*했|하고\s*싶어|되고\s*싶|준비\s*중|공부\s*중|배우(고|는|기)|시작했|도전|모으고|다이어트|끊었|끊을)")),
     ("habit", re.compile(r"(매일|주말마다|매주|매달|항상|자주|취미|마다|즐겨|하루에|꼭|무조건|(일주일|한\s*주|한\s*달|하루)에\s*\S*\s*(번|회|잔|시간)|"
-                         r"(아침|저녁|밤|점심|주말)엔|요즘은|평소에?|보통|맨날|늘\s|(타고|으로|로)\s*(출근|퇴근|통학|다녀)|(출근|퇴근|자기)\s*(전|후)에|(배운|다닌|키운|사귄|산|한|된)\s*지\s*\S+\s*(년|달|개월|주|일))")),
+                         r"(아침|저녁|밤|점심|주말)엔|요즘은|평소에?|보통|맨날|(?<![가-힣])늘\s|(타고|으로|로)\s*(출근|퇴근|통학|다녀)|(출근|퇴근|자기)\s*(전|후)에|(배운|다닌|키운|사귄|산|한|된)\s*지\s*\S+\s*(년|달|개월|주|일))")),
 ]
+
+
+# Something the user got, won, chose or went to ("중고차 샀어, 2019년식 모닝", "운전면허 땄다",
+# "청약 당첨됐어", "여름휴가 발리로 정했어"): checked after every other kind.
+_KO_EVENT = re.compile(r"(샀어|샀다|샀음|샀지|샀는데|장만|구입했|구매했|땄어|땄다|땄음|합격|붙었|당첨|정했|결정했|신청했|가입했|"
+                       r"예약했|예약함|예매했|계약했|다녀왔|다녀옴|갔다\s*왔|갔다\s*옴|입주)")
 
 
 def _ko_value_before(sentence: str, stems: tuple[str, ...]) -> str | None:
@@ -155,7 +164,7 @@ def _ko_fact(s: str) -> Fact | None:
     for kind, pattern in _KO_RULES:
         if not pattern.search(s):
             continue
-        if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref", "school", "work", "past"):
+        if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref", "school", "major", "work", "past"):
             return Fact(s, "people")
         if kind == "name" and _HEARSAY_END.search(s):
             return Fact(s, "people")  # "이름은 세라고 대학원생이래": someone else's name
@@ -194,6 +203,8 @@ def _ko_fact(s: str) -> Fact | None:
             obj, sign = _ko_pref(s)
             return Fact(s, "pref", f"pref:{obj}" if obj else None, sign)
         return Fact(s, kind)
+    if _KO_EVENT.search(s):
+        return Fact(s, "event")
     if _KO_FIRST_PERSON.search(s) and re.search(r"(있어|없어|했어|해|야|이야|거든|어요|아요|습니다|입니다)$", s):
         return Fact(s, "fact")
     return None
@@ -314,6 +325,9 @@ def _small_talk(fact: Fact, s: str, future: bool, dated: bool = False) -> bool:
     lasting = fact.kind == "health" and _LASTING_HEALTH.search(s)
     if fact.kind in _WEAK_KINDS and not lasting and _TRANSIENT.search(s) and len(s) < 40:
         return True
+    if fact.kind == "event" and (_NOW.search(s) or _TRANSIENT.search(s)) and not _LIFE_EVENT.search(s) \
+            and not _names_something(s):
+        return True  # "오늘 편의점 다녀왔어"; "오늘 제주도 다녀왔어" names a place and is kept
     if fact.kind in _WEAK_KINDS and not lasting and not future and not _LIFE_EVENT.search(s) \
             and (_NOW.search(s) or _EN_DAILY.search(s)):
         # "오늘 엄마랑 통화했어", "I'm on the subway rn"; habits and likes said "today" are still
@@ -324,6 +338,11 @@ def _small_talk(fact: Fact, s: str, future: bool, dated: bool = False) -> bool:
             and not _KO_FIRST_PERSON.search(s) and not re.search(r"(우리|내|제)\s", s):
         return True
     return False
+
+
+def _names_something(s: str) -> bool:
+    """Does the sentence name a place, brand or person (a proper noun, Kiwi's NNP)?"""
+    return any(t.tag == "NNP" for t in _kiwi().tokenize(s))
 
 
 def _is_future(ref, now: datetime | None) -> bool:
@@ -344,7 +363,8 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
     facts: list[Fact] = []
     if _PASTED.search(message):
         return facts
-    for raw in split_sentences(message):
+    last_kept = -2
+    for raw_index, raw in enumerate(split_sentences(message)):
         if len(raw) > MAX_SENTENCE or is_chitchat(raw):
             continue
         s = tidy(raw)
@@ -363,7 +383,15 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
         if ref is not None and fact.kind not in ("name", "age"):
             fact.event_date = ref.value
             fact.text = dates.annotate(s, ref)
+        if facts and fact.slot is None and len(s) <= FRAGMENT and last_kept == raw_index - 1:
+            # "고양이 입양했어!! 이름은 치즈": a short follow-up says more about the fact before it
+            prev = facts[-1]
+            prev.text = f"{prev.text}, {fact.text}"
+            prev.event_date = prev.event_date or fact.event_date
+            last_kept = raw_index
+            continue
         facts.append(fact)
+        last_kept = raw_index
         if len(facts) >= MAX_FACTS:
             break
     return facts

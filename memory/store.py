@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from memory import dates
+from memory import dates, people
 from memory.db import open_db
 from memory.embed import Embedder
 from memory.extract import extract
@@ -30,6 +30,7 @@ from ohlora.errors import UserError
 
 MAX_MEMORY_CHARS = 2000  # an explicit memory longer than this is refused
 MAX_OBSERVE_CHARS = 20000  # observe() reads at most this much of a message
+OTHERS_SLACK = 8  # a query naming someone ranks this many more, to fill the places of memories about others
 _COLUMNS = "id, text, created_at, updated_at, persona, conversation_id, event_date, slot, source, superseded_by"
 
 
@@ -347,10 +348,16 @@ class MemoryStore:
             dense = self.retriever != "bm25"
             cos = index.cosine(self.embedder.encode([query], kind="query")[0]) if dense \
                 else np.zeros(index.n, dtype=np.float32)
-            lex = self._lexical().scores(tokenize(query), index.n) if self.retriever != "dense" \
+            q_terms = tokenize(query)
+            lex = self._lexical().scores(q_terms, index.n) if self.retriever != "dense" \
                 else np.zeros(index.n, dtype=np.float32)
             dated = date_rows(query, now, index)
-            top, score = rank(self.retriever, cos, lex, mask, threshold, dated, k)
+            asks_about = people.named(q_terms)
+            # a query that names someone leaves out memories about someone else: rank a few more
+            top, score = rank(self.retriever, cos, lex, mask, threshold, dated, k + OTHERS_SLACK if asks_about else k)
+            if asks_about and len(top):
+                terms = self._terms_of([int(index.ids[r]) for r in top])
+                top = [r for r in top if not people.someone_else(q_terms, terms.get(int(index.ids[r]), ()))][:k]
             if not len(top):
                 return []
             ids = [int(index.ids[r]) for r in top]
@@ -374,6 +381,12 @@ class MemoryStore:
         if r is None:
             raise UserError(f"no memory with ID {memory_id}")
         return _row(r)
+
+    def _terms_of(self, ids: list[int]) -> dict[int, list[str]]:
+        """Each memory's stored morphemes (memory.lexical), by id."""
+        marks = ",".join("?" * len(ids))
+        rows = self._con.execute(f"SELECT id, terms FROM memories WHERE id IN ({marks})", ids)
+        return {int(r[0]): (r[1] or "").split() for r in rows}
 
     def _get_many(self, ids: list[int]) -> list[Memory]:
         if not ids:

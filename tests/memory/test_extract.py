@@ -40,6 +40,14 @@ def one(text: str):
         ("I hate horror movies", "pref", "pref:horror", "-"),
         ("My dog Max is a golden retriever", "pet", None, None),
         ("I'm training for a marathon in October", "goal", None, None),
+        # something got, won, chosen or visited, with no other rule's words
+        ("중고차 샀어, 2019년식 모닝", "event", None, None),
+        ("드디어 운전면허 땄다", "event", None, None),
+        ("오늘 제주도 다녀왔어", "event", None, None),  # names a place: kept though said "today"
+        ("여름휴가 발리로 정했어", "plan", None, None),
+        # a major has no slot: a second one does not supersede the first
+        ("원래 전공이 기계공학인데 실험 보고서 너무 빡세", "major", None, None),
+        ("이번 학기에 복수전공 신청했어, 경제학으로", "major", None, None),
     ],
 )
 def test_facts_korean_and_english(text, kind, slot, value):
@@ -58,6 +66,17 @@ def test_facts_korean_and_english(text, kind, slot, value):
 )
 def test_questions_greetings_chitchat_are_not_stored(text):
     assert extract(text, MONDAY) == []
+
+
+def test_todays_errand_is_not_an_event():
+    assert extract("오늘 편의점 다녀왔어", MONDAY) == []
+
+
+def test_a_short_follow_up_joins_the_fact_before_it():
+    facts = extract("고양이 입양했어!! 이름은 치즈", MONDAY)
+    assert [f.text for f in facts] == ["고양이 입양했어, 이름은 치즈"]
+    # ... unless it has a slot of its own
+    assert [f.slot for f in extract("나 서울 살아. 개발자야", MONDAY)] == ["home", "job"]
 
 
 def test_a_message_with_several_sentences():

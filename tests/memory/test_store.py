@@ -172,6 +172,14 @@ def test_a_stated_update_supersedes_the_close_old_fact(store):
     assert other.replaced == [] and len(store.list()) == 2
 
 
+def test_a_job_change_supersedes_the_old_workplace(store):
+    # cosine 0.75 with a shared content word (회사) and "이제": an update, not a second job
+    old = store.observe("나 물류회사 다니는데 연초라 정신없어", persona=None, conversation_id=1, now=MONDAY)[0]
+    new = store.observe("드디어 이직했어, 이제 게임회사 QA야", persona=None, conversation_id=2, now=MONDAY)[0]
+    assert new.replaced == [old.id]
+    assert "물류회사" not in " ".join(r.memory.text for r in store.recall("나 다니는 회사 어디였지?", k=3))
+
+
 def test_lexical_terms_are_kept_and_filled_in_for_older_rows(tmp_path, embedder):
     import sqlite3
 

@@ -1,0 +1,106 @@
+"""Who a text is about: family, partners, friends and pets, as morphemes map to them.
+
+Recall uses it to leave out a memory about someone else than the one the query names ("우리
+오빠 무슨 일 해?" does not recall "우리 언니 은행원이야"; "How old is my cat?" does not recall
+"my dog Maple turned 4"). An embedding puts those close; this says they are different people.
+A word may stand for several ("동생": a younger brother or sister; "brother": older or
+younger); two texts are about the same one when their sets meet.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+_OLDER_BROTHER, _YOUNGER_BROTHER = "older-brother", "younger-brother"
+_OLDER_SISTER, _YOUNGER_SISTER = "older-sister", "younger-sister"
+_PARTNERS = frozenset({"husband", "wife", "boyfriend", "girlfriend"})
+_CHILDREN = frozenset({"son", "daughter"})
+
+# morpheme (memory.lexical.tokenize: Kiwi forms, English lower-cased lemmas) -> who it may be
+WHO: dict[str, frozenset[str]] = {}
+
+
+def _add(who: Iterable[str], *words: str) -> None:
+    for w in words:
+        WHO[w] = frozenset(who)
+
+
+_add({"mother"}, "엄마", "어머니", "어머님", "모친", "mom", "mother", "mum", "mommy")
+_add({"father"}, "아빠", "아버지", "아버님", "아부지", "부친", "dad", "father", "daddy")
+_add({"mother", "father"}, "부모님", "부모", "parent", "parents")
+_add({_OLDER_BROTHER}, "오빠", "형", "형님")
+_add({_OLDER_SISTER}, "언니", "누나")
+_add({_YOUNGER_BROTHER}, "남동생")
+_add({_YOUNGER_SISTER}, "여동생")
+_add({_YOUNGER_BROTHER, _YOUNGER_SISTER}, "동생")
+_add({_OLDER_BROTHER, _YOUNGER_BROTHER}, "brother", "bro")
+_add({_OLDER_SISTER, _YOUNGER_SISTER}, "sister", "sis")
+_add({_OLDER_BROTHER, _YOUNGER_BROTHER, _OLDER_SISTER, _YOUNGER_SISTER}, "sibling", "siblings", "형제", "남매", "자매")
+_add({"grandmother"}, "할머니", "외할머니", "grandma", "grandmother", "granny")
+_add({"grandfather"}, "할아버지", "외할아버지", "grandpa", "grandfather")
+_add({"husband"}, "남편", "husband")
+_add({"wife"}, "아내", "와이프", "wife")
+_add({"boyfriend"}, "남친", "남자친구", "boyfriend", "bf")
+_add({"girlfriend"}, "여친", "여자친구", "girlfriend", "gf")
+_add(_PARTNERS, "애인", "partner")
+_add({"son"}, "아들", "son")
+_add({"daughter"}, "딸", "daughter")
+_add(_CHILDREN, "아이", "애들", "자녀", "kid", "kids", "child", "children")
+_add({"first-child"}, "첫째")
+_add({"second-child"}, "둘째")
+_add({"third-child"}, "셋째", "막내")
+_add({"cousin"}, "사촌", "cousin")
+_add({"aunt"}, "이모", "고모", "숙모", "aunt")
+_add({"uncle"}, "삼촌", "외삼촌", "이모부", "고모부", "uncle")
+# a niece or nephew is told of as a sibling's child ("오빠네 아들 태어났어")
+_add({"nephew-niece", _OLDER_BROTHER, _YOUNGER_BROTHER, _OLDER_SISTER, _YOUNGER_SISTER, *_CHILDREN},
+     "조카", "nephew", "niece", "nephews", "nieces")
+_add({"grandchild", *_CHILDREN}, "손자", "손녀", "손주", "grandson", "granddaughter", "grandchild")
+_add({"roommate"}, "룸메", "룸메이트", "roommate")
+_add({"boss"}, "팀장", "팀장님", "상사", "사장님", "boss", "manager")
+_add({"cat"}, "고양이", "냥이", "cat", "kitten")
+_add({"dog"}, "강아지", "개", "dog", "puppy")
+_add({"hamster"}, "햄스터", "hamster")
+_add({"bird"}, "앵무새", "parrot", "bird")
+_add({"rabbit"}, "토끼", "rabbit", "bunny")
+
+_add({"dog"}, "애완견", "반려견")
+
+# order among children: a word of these sets ("첫째", "둘째") names which child, not who else
+_ORDINALS = frozenset({"first-child", "second-child", "third-child"})
+PETS = frozenset({"cat", "dog", "hamster", "bird", "rabbit"})
+
+
+def named(terms: Iterable[str]) -> list[frozenset[str]]:
+    """The people and pets a text's morphemes name, one set of possibilities per word."""
+    return [WHO[t] for t in terms if t in WHO]
+
+
+def _verdict(asked: list[frozenset[str]], told: frozenset[str]) -> bool | None:
+    """Within one kind (people, or pets): True when the memory can be about one the query
+    names, False when it names only others, None when either side names nobody."""
+    asked = [w for w in asked if w]
+    if not asked or not told:
+        return None
+    return any(w & told for w in asked)
+
+
+def someone_else(query_terms: Iterable[str], memory_terms: Iterable[str]) -> bool:
+    """Is the memory about others than the query asks about? Both must name someone of the
+    same kind (people, or pets) and none of those can be the same; a memory that also names
+    one the query asks about is kept. A memory or query naming nobody is never excluded:
+    "현우가 고양이 알레르기 있어" may be about the boyfriend the query names."""
+    asked = named(query_terms)
+    told_words = named(memory_terms)
+    if not asked or not told_words:
+        return False
+    told = frozenset().union(*told_words)
+    asked_order = frozenset().union(*asked) & _ORDINALS
+    if asked_order and told & _ORDINALS and not asked_order & told:
+        return True  # "둘째" is not "첫째 딸"
+    people_told = told - _ORDINALS - PETS
+    people_asked = [w - _ORDINALS - PETS for w in asked]
+    if "cousin" in people_told and any(people_asked) and not any("cousin" in w for w in people_asked):
+        return True  # "사촌 여동생" is not "여동생"
+    verdicts = [_verdict(people_asked, people_told), _verdict([w & PETS for w in asked], told & PETS)]
+    return False in verdicts and True not in verdicts
