@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from memory import dates, people
+from memory import about, dates
 from memory.db import open_db
 from memory.embed import Embedder
 from memory.extract import extract
@@ -352,12 +352,12 @@ class MemoryStore:
             lex = self._lexical().scores(q_terms, index.n) if self.retriever != "dense" \
                 else np.zeros(index.n, dtype=np.float32)
             dated = date_rows(query, now, index)
-            asks_about = people.named(q_terms)
+            asks_about = about.named(q_terms)
             # a query that names someone leaves out memories about someone else: rank a few more
             top, score = rank(self.retriever, cos, lex, mask, threshold, dated, k + OTHERS_SLACK if asks_about else k)
             if asks_about and len(top):
                 terms = self._terms_of([int(index.ids[r]) for r in top])
-                top = [r for r in top if not people.someone_else(q_terms, terms.get(int(index.ids[r]), ()))][:k]
+                top = [r for r in top if not about.about_another(q_terms, terms.get(int(index.ids[r]), ()))][:k]
             if not len(top):
                 return []
             ids = [int(index.ids[r]) for r in top]

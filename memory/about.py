@@ -1,10 +1,12 @@
-"""Who a text is about: family, partners, friends and pets, as morphemes map to them.
+"""What a text is about, among closed sets of alternatives: who (family, partners, pets),
+which meal or time of day, season, school, test, device, day of the week.
 
-Recall uses it to leave out a memory about someone else than the one the query names ("우리
-오빠 무슨 일 해?" does not recall "우리 언니 은행원이야"; "How old is my cat?" does not recall
-"my dog Maple turned 4"). An embedding puts those close; this says they are different people.
-A word may stand for several ("동생": a younger brother or sister; "brother": older or
-younger); two texts are about the same one when their sets meet.
+Recall uses it to leave out a memory about another one than the query names ("우리 오빠 무슨
+일 해?" does not recall "우리 언니 은행원이야"; "겨울 휴가 계획 뭐였지?" does not recall
+"여름휴가는 제주도 가기로 했어"; "How old is my cat?" does not recall "my dog Maple turned 4").
+An embedding puts those close; these sets say they differ. A word may stand for several
+("동생": a younger brother or sister; "주말": Saturday or Sunday); two texts are about the
+same one when their sets meet.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ _OLDER_SISTER, _YOUNGER_SISTER = "older-sister", "younger-sister"
 _PARTNERS = frozenset({"husband", "wife", "boyfriend", "girlfriend"})
 _CHILDREN = frozenset({"son", "daughter"})
 
-# morpheme (memory.lexical.tokenize: Kiwi forms, English lower-cased lemmas) -> who it may be
+# morpheme (memory.lexical.tokenize: Kiwi forms, English lower-cased lemmas) -> what it may name
 WHO: dict[str, frozenset[str]] = {}
 
 
@@ -63,8 +65,33 @@ _add({"dog"}, "강아지", "개", "dog", "puppy")
 _add({"hamster"}, "햄스터", "hamster")
 _add({"bird"}, "앵무새", "parrot", "bird")
 _add({"rabbit"}, "토끼", "rabbit", "bunny")
-
 _add({"dog"}, "애완견", "반려견")
+
+# the other kinds: each value is "kind:value", so kinds never meet
+_add({"meal:morning"}, "아침", "breakfast", "morning")
+_add({"meal:noon"}, "점심", "lunch", "noon")
+_add({"meal:evening"}, "저녁", "dinner", "supper", "evening")
+_add({"season:spring"}, "봄", "spring")
+_add({"season:summer"}, "여름", "summer")
+_add({"season:autumn"}, "가을", "autumn", "fall")
+_add({"season:winter"}, "겨울", "winter")
+_add({"school:elementary"}, "초등학교", "초딩", "elementary")
+_add({"school:middle"}, "중학교", "중딩")
+_add({"school:high"}, "고등학교", "고딩")
+_add({"school:university"}, "대학", "대학교", "college", "university", "uni")
+_add({"test:toeic"}, "토익", "toeic")
+_add({"test:toefl"}, "토플", "toefl")
+_add({"test:ielts"}, "아이엘츠", "ielts")
+_add({"test:opic"}, "오픽", "opic")
+_add({"device:laptop"}, "노트북", "laptop")
+_add({"device:tablet"}, "태블릿", "아이패드", "tablet", "ipad")
+_add({"device:phone"}, "핸드폰", "휴대폰", "스마트폰", "아이폰", "phone", "iphone", "smartphone")
+_add({"device:desktop"}, "데스크탑", "데스크톱", "desktop")
+_WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+for _day, _ko, _en in zip(_WEEK, "월화수목금토일", ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")):
+    _add({f"day:{_day}"}, f"{_ko}요일", _en)
+_add({"day:sat", "day:sun"}, "주말", "weekend", "weekends")
+_add({f"day:{d}" for d in _WEEK[:5]}, "평일", "주중", "weekday", "weekdays")
 
 # order among children: a word of these sets ("첫째", "둘째") names which child, not who else
 _ORDINALS = frozenset({"first-child", "second-child", "third-child"})
@@ -72,24 +99,29 @@ PETS = frozenset({"cat", "dog", "hamster", "bird", "rabbit"})
 
 
 def named(terms: Iterable[str]) -> list[frozenset[str]]:
-    """The people and pets a text's morphemes name, one set of possibilities per word."""
+    """What a text's morphemes name (people, pets, meals, seasons...), one set of possibilities per word."""
     return [WHO[t] for t in terms if t in WHO]
 
 
+def _kind(value: str) -> str:
+    return "pet" if value in PETS else value.split(":")[0] if ":" in value else "person"
+
+
 def _verdict(asked: list[frozenset[str]], told: frozenset[str]) -> bool | None:
-    """Within one kind (people, or pets): True when the memory can be about one the query
-    names, False when it names only others, None when either side names nobody."""
+    """Within one kind: True when the memory can be about one the query names, False when it
+    names only others, None when either side names none of this kind."""
     asked = [w for w in asked if w]
     if not asked or not told:
         return None
     return any(w & told for w in asked)
 
 
-def someone_else(query_terms: Iterable[str], memory_terms: Iterable[str]) -> bool:
-    """Is the memory about others than the query asks about? Both must name someone of the
-    same kind (people, or pets) and none of those can be the same; a memory that also names
-    one the query asks about is kept. A memory or query naming nobody is never excluded:
-    "현우가 고양이 알레르기 있어" may be about the boyfriend the query names."""
+def about_another(query_terms: Iterable[str], memory_terms: Iterable[str]) -> bool:
+    """Is the memory about another one than the query asks about? Both must name one of the
+    same kind (a person, a pet, a meal, a season...) and none of those can be the same; a
+    memory that agrees on any kind is kept ("아빠랑 여름휴가" keeps "여름휴가 엄마랑 제주도").
+    A memory or query naming none is never excluded: "현우가 고양이 알레르기 있어" may be
+    about the boyfriend the query names."""
     asked = named(query_terms)
     told_words = named(memory_terms)
     if not asked or not told_words:
@@ -98,9 +130,11 @@ def someone_else(query_terms: Iterable[str], memory_terms: Iterable[str]) -> boo
     asked_order = frozenset().union(*asked) & _ORDINALS
     if asked_order and told & _ORDINALS and not asked_order & told:
         return True  # "둘째" is not "첫째 딸"
-    people_told = told - _ORDINALS - PETS
-    people_asked = [w - _ORDINALS - PETS for w in asked]
-    if "cousin" in people_told and any(people_asked) and not any("cousin" in w for w in people_asked):
+    told = told - _ORDINALS
+    asked = [w - _ORDINALS for w in asked]
+    if "cousin" in told and any(_kind(v) == "person" for w in asked for v in w) and not any("cousin" in w for w in asked):
         return True  # "사촌 여동생" is not "여동생"
-    verdicts = [_verdict(people_asked, people_told), _verdict([w & PETS for w in asked], told & PETS)]
+    kinds = {_kind(v) for v in told} | {_kind(v) for w in asked for v in w}
+    verdicts = [_verdict([frozenset(v for v in w if _kind(v) == k) for w in asked],
+                         frozenset(v for v in told if _kind(v) == k)) for k in kinds]
     return False in verdicts and True not in verdicts

@@ -1,11 +1,11 @@
-"""Who a query asks about and who a memory speaks of (memory.people), on Kiwi's morphemes."""
+"""What a query asks about and what a memory speaks of (memory.about), on Kiwi's morphemes."""
 
 from __future__ import annotations
 
 import pytest
 
 from memory.lexical import tokenize
-from memory.people import someone_else
+from memory.about import about_another
 
 
 @pytest.mark.parametrize(
@@ -27,13 +27,19 @@ from memory.people import someone_else
         ("딸이 애완견 사달라고 한다던가?", "서아가 강아지 키우고 싶다고 졸라", False),
         ("엄마 선물 뭐 사지?", "나 땅콩 알레르기 있어", False),  # the memory names nobody
         ("나 무슨 일 하지?", "우리 언니 은행원", False),  # the query names nobody
+        ("겨울 휴가 계획 뭐였지?", "여름휴가는 제주도 가기로 했어", True),
+        ("나 점심은 보통 뭐 먹지?", "아침엔 늘 시리얼 먹어", True),
+        ("나 토플 점수 몇 점이었지?", "토익 850 나왔어", True),
+        ("나 주말에 하는 운동 뭐였지?", "수요일마다 요가 가는데", True),
+        ("이번 주말에 뭐 하기로 했지?", "토요일에 친구 결혼식 가", False),  # 주말: Saturday or Sunday
+        ("아빠랑 여름휴가 어디 가기로 했지?", "여름휴가 엄마랑 제주도 가기로 했어", False),  # agrees on the season
     ],
 )
-def test_someone_else(query, memory, other):
-    assert someone_else(tokenize(query), tokenize(memory)) is other
+def test_about_another(query, memory, other):
+    assert about_another(tokenize(query), tokenize(memory)) is other
 
 
-def test_recall_leaves_out_memories_about_someone_else(store):
+def test_recall_leaves_out_memories_about_about_another(store):
     store.add("우리 언니 은행원인데 요즘 대출 상담 때문에 바쁘대")
     store.add("남동생은 요즘 군대에서 휴가 나왔어")
     brother = store.add("오빠는 게임 회사 다녀")
