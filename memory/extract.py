@@ -207,6 +207,8 @@ def _ko_fact(s: str) -> Fact | None:
         return Fact(s, "event")
     if _KO_FIRST_PERSON.search(s) and re.search(r"(있어|없어|했어|해|야|이야|거든|어요|아요|습니다|입니다)$", s):
         return Fact(s, "fact")
+    if len(s) >= 8 and _names_something(s):
+        return Fact(s, "fact")  # no rule's words, but it names a place, brand or person ("첫 차는 아반떼였어")
     return None
 
 

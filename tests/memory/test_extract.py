@@ -45,6 +45,7 @@ def one(text: str):
         ("드디어 운전면허 땄다", "event", None, None),
         ("오늘 제주도 다녀왔어", "event", None, None),  # names a place: kept though said "today"
         ("여름휴가 발리로 정했어", "plan", None, None),
+        ("첫 차는 아반떼였어", "fact", None, None),  # no rule's words, but it names something
         # a major has no slot: a second one does not supersede the first
         ("원래 전공이 기계공학인데 실험 보고서 너무 빡세", "major", None, None),
         ("이번 학기에 복수전공 신청했어, 경제학으로", "major", None, None),
