@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 _KO_DAYS = "월화수목금토일"
 _EN_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _KO_NUM = {"하루": 1, "이틀": 2, "사흘": 3, "나흘": 4, "닷새": 5, "일주일": 7, "한 달": 30, "한달": 30}
-_EN_NUM = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "ten": 10}
+EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "ten": 10}
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _en_overmorrow(m: re.Match, today: date) -> str:
 
 @_en(r"\bin\s+(\d+|a|an|one|two|three|four|five|six|seven|ten)\s+(day|week|month)s?\b")
 def _en_in(m: re.Match, today: date) -> str:
-    n = _EN_NUM.get(m.group(1).lower()) or int(m.group(1))
+    n = EN_NUMBERS.get(m.group(1).lower()) or int(m.group(1))
     return (today + timedelta(days=n * {"day": 1, "week": 7, "month": 30}[m.group(2).lower()])).isoformat()
 
 

@@ -2,8 +2,9 @@
 
 A 270M (or 1.5B) model copies the clock from its prompt badly: it names the wrong hour,
 adds a day to "모레", calls Sunday Monday. `ask(text)` reads what the question wants
-(the time now, the date or weekday of a day relative to today, the time left until an
-hour, the days left until a weekday, yes/no about midnight or lunch) and `answer(q, now)`
+(the time now, the date or weekday of a day relative to today, past or future, the time
+left until an hour, the days left until a weekday or a holiday, 설날 and 추석 from the lunar
+calendar included, yes/no about midnight or lunch) and `answer(q, now)`
 writes the reply. Anything else (`ask` returns None) goes to the model as before.
 
 Korean and English. Rules are on the question's form (a question word for time or date
@@ -17,22 +18,26 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from memory.dates import future_day
+from korean_lunar_calendar import KoreanLunarCalendar
+
+from memory.dates import EN_NUMBERS, future_day
 
 WEEKDAYS_KO = "월화수목금토일"
 WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
              "September", "October", "November", "December")
 
-# a question ending right after the asked-for word: 몇 시야 / 며칠이지 / 무슨 요일이에요 / 몇 시임
-_END = (r"(?:\s*(?:이야|이지|이냐|이니|이에요|이예요|예요|에요|이었지|였지|였더라|이더라|더라|일까|인지|인가|이죠|죠|"
-        r"이었어|였어|임|야|지|냐|니|쯤|됐|되었|돼|인데|이게|게|일|이었나|였나|인가요|이었더라|이여)\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]|\s)"
-        r"|\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]))")
+# a question ending right after the asked-for word: 몇 시야 / 며칠이지 / 무슨 요일이에요 / 몇 시임; the past
+# copula (이었/였 + 어요, 지, 냐, 더라...) and 되다 (몇 시 됐어 / 몇 시나 됐냐) take any question ending
+_ASK_TAIL = r"(?:어요|어|지|죠|냐|니|나요|나|더라|는지|을까|네|음)"
+_END = (r"(?:\s*(?:이야|이지|이냐|이니|이에요|이예요|예요|에요|이더라|더라|일까|인지|인가|이죠|죠|(?:이었|였)" + _ASK_TAIL +
+        r"|임|야|지|냐|니|쯤|(?:(?:나|쯤|정도)\s*)?(?:됐|되었)" + _ASK_TAIL + r"?|돼|인데|이게|게|일|인가요|이여)"
+        r"\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]|\s)|\s*(?:\?|$|[.!~,ㅋㅎㅠㅜ]))")
 _KO_TIME = re.compile(r"몇\s*[시씨](?!간)" + r"(?:\s*몇\s*분)?" + _END + r"|몇\s*신지")  # 몇신지: 몇 시인지
 _KO_TIME_WORDS = re.compile(r"(?:지금|현재)\s*(?:시간|시각)\s*(?:좀\s*)?(?:알려|몇|어떻게|이|은|\?|$)|시간\s*좀\s*알려|"
                             r"(?:지금|현재)\s*몇\s*시")
 _KO_DATE_ASK = re.compile(r"날[짜자]\s*(?:가|는|좀)?\s*(?:알려|뭐|어떻게|몇|궁금)|(?:오늘|지금)\s*날[짜자]\s*좀\s*(?:$|[?.!~])")
-_KO_DATE = re.compile(r"(?:며칠|몇\s*일|몇\s*월\s*몇\s*일|날[짜자])(?!\s*(?:남|걸|동안|전|후|뒤|째|내|정도|씩|만에|간|연속|이나))" + _END)
+_KO_DATE = re.compile(r"(?:며칠|몇\s*일|몇\s*월\s*몇\s*일|날[짜자])(?!\s*(?:남|걸|동안|전|후|뒤|째|내|정도|씩|만에|간|연속|이나|됐|되었))" + _END)
 _KO_WEEKDAY = re.compile(r"(?:무슨|몇|어떤|무순|뭔|먼)\s*요일" + _END +
                          r"|(?:오늘|내일|지금)\s*(?:이\s*)?(?:무슨\s*)?요일\s*(?:좀\s*)?알려\s*(?:줘|주세요|줄래|줄\s*수|주실)")
 _KO_MONTH = re.compile(r"몇\s*월" + _END)
@@ -47,9 +52,10 @@ _KO_IS_MONTH = re.compile(r"(?:벌써|이제|곧|아직|오늘|내일)?\s*(1[0-2
 
 _EN_TIME = re.compile(r"\bwhat(?:'?s| is)? the time\b|\bwhat time (?:\w+ )?is it\b|\bwhat time it is\b|\btime is it\b|\bcurrent time\b|"
                       r"\bgot the time\b|\btell me the time\b|\bhow late is it\b", re.I)
-_EN_DATE = re.compile(r"\bwhat(?:'s| is)? (?:the )?date\b|\bwhat date\b|\bdate (?:is it|today)\b|"
-                      r"\bwhich date\b|\bwhat(?:'s| is)? today\b|\btoday'?s date\b|\bthe date (?:is it|tomorrow|today)\b", re.I)
-_EN_DAY = re.compile(r"\bwhat day\b|\bwhich day\b|\bday of the week (?:is it|today)\b|\bwhat(?:'s| is) the day\b", re.I)
+_EN_DATE = re.compile(r"\bwhat(?:'s| is| was)? (?:the )?date\b|\bwhat date\b|\bdate (?:is it|today)\b|"
+                      r"\bwhich date\b|\bwhat(?:'s| is)? today\b|\b(?:today|yesterday|tomorrow)'?s date\b|"
+                      r"\bthe date (?:is it|tomorrow|today)\b", re.I)
+_EN_DAY = re.compile(r"\bwhat day\b|\bwhich day\b|\bday of the week (?:is it|today)\b|\bwhat(?:'s| is| was) the day\b", re.I)
 _EN_MONTH = re.compile(r"\b(?:what|which) month (?:is it|are we|is this)\b|\bwhat'?s the month\b", re.I)
 _EN_YEAR = re.compile(r"\b(?:what|which) year (?:is it|are we|is this)\b|\bwhat'?s the year\b", re.I)
 _EN_IS_DAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(monday|tuesday|wednesday|thursday|"
@@ -57,12 +63,14 @@ _EN_IS_DAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )
 _EN_MIDNIGHT = re.compile(r"\b(?:past|after) midnight\b|\bmidnight yet\b|\bhit midnight\b", re.I)
 _EN_IS_WEEKEND = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(?:the |a )?(weekend|weekday)\b", re.I)
 _EN_IS_MONTH = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(" + "|".join(MONTHS_EN) + r")\b", re.I)
-_EN_IS_HOLIDAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?(christmas|new year|valentine|halloween|april fool)", re.I)
+_EN_IS_HOLIDAY = re.compile(r"\bis (?:it|today|tomorrow) (?:already |still |really )?"
+                            r"(christmas|lunar new year|new year|valentine|halloween|april fool|chuseok|seollal)", re.I)
 _EN_LUNCH = re.compile(r"\blunch ?time\b", re.I)
 
-_KO_DAYS = [  # longest first: 내일모레 before 내일
+_KO_DAYS = [  # longest first: 내일모레 before 내일, 엊그제 before 그제
     ("내일모레", 2), ("내일 모레", 2), ("낼모레", 2), ("글피", 3), ("모레", 2), ("내일", 1), ("낼", 1),
-    ("그저께", -2), ("그제", -2), ("엊그제", -2), ("어제", -1), ("오늘", 0)]
+    ("그끄저께", -3), ("그끄제", -3), ("엊그저께", -2), ("엊그제", -2), ("그저께", -2), ("그제", -2),
+    ("어저께", -1), ("어제", -1), ("오늘", 0)]
 _KO_N_DAYS = re.compile(r"(\d+)\s*일\s*(뒤|후|전|있다가)")
 _KO_NATIVE_DAYS = {"하루": 1, "이틀": 2, "사흘": 3, "나흘": 4, "닷새": 5, "엿새": 6, "이레": 7, "열흘": 10,
                    "일주일": 7, "한 주": 7, "한주": 7, "이주": 14, "2주": 14, "보름": 15}
@@ -71,27 +79,42 @@ _KO_WEEK_DAY = re.compile(r"(이번\s*주|이번주|다음\s*주|다음주|담�
                           r"([월화수목금토일])(?:요일|욜)")
 _KO_HOUR = re.compile(r"(오전|오후|아침|저녁|밤|새벽|낮)?\s*(\d{1,2})\s*시\s*(?:(\d{1,2})\s*분|반)?")
 
-# fixed-date days people count down to (month, day); lunar holidays are left to the model
+# days people count down to: fixed dates (month, day), and lunar ones (LUNAR_HOLIDAYS, month and day
+# of the Korean lunar calendar)
 HOLIDAYS = {"크리스마스": (12, 25), "성탄절": (12, 25), "새해": (1, 1), "신정": (1, 1), "발렌타인": (2, 14),
             "밸런타인": (2, 14), "화이트데이": (3, 14), "만우절": (4, 1), "어린이날": (5, 5), "할로윈": (10, 31),
             "핼러윈": (10, 31), "빼빼로데이": (11, 11), "한글날": (10, 9), "광복절": (8, 15), "삼일절": (3, 1),
             "개천절": (10, 3), "현충일": (6, 6), "christmas": (12, 25), "new year": (1, 1), "valentine": (2, 14),
             "halloween": (10, 31), "april fool": (4, 1)}
-_HOLIDAY = "|".join(sorted(map(re.escape, HOLIDAYS), key=len, reverse=True))
+LUNAR_HOLIDAYS = {"설날": (1, 1), "구정": (1, 1), "설": (1, 1), "추석": (8, 15), "한가위": (8, 15),
+                  "seollal": (1, 1), "lunar new year": (1, 1), "chuseok": (8, 15)}
+_HOLIDAY_NAMES = sorted((*HOLIDAYS, *LUNAR_HOLIDAYS), key=len, reverse=True)  # longest first: 설날 before 설
+# names that start other words: 설 (설명, 설탕, 소설) only on its own, 구정 not in 구정물
+_NAME_PATTERNS = {"설": r"(?<![가-힣])설(?=\s|까지|은|이|에|도|$|[?.!])", "구정": r"구정(?!물)"}
+_HOLIDAY = "|".join(_NAME_PATTERNS.get(k, re.escape(k)) for k in _HOLIDAY_NAMES)
+_YEAR_WORDS = {"올해": 0, "금년": 0, "내년": 1, "작년": -1, "지난해": -1, "this year": 0, "next year": 1, "last year": -1}
+_YEAR_WORD = re.compile("|".join(_YEAR_WORDS), re.I)
 _KO_UNTIL = re.compile(r"(" + _HOLIDAY + r"|이번\s*달\s*말일?|이번\s*달|말일|월말|올해|연말|주말|자정|[월화수목금토일]요일)\s*(?:데이)?\s*(?:까지|이)?\s*(?:는\s*)?"
                        r"(?:앞으로\s*)?(며칠|몇\s*일|몇\s*시간|몇\s*분|얼마)\s*(?:나\s*|이나\s*|정도\s*)?남")
 # "내 생일 8월 14일인데 며칠 남았어?"
 _KO_UNTIL_DATE = re.compile(r"(\d{1,2})\s*월\s*(\d{1,2})\s*일[^?.!]{0,12}?(?:며칠|몇\s*일|얼마)\s*(?:나\s*|이나\s*|정도\s*)?남")
-_KO_IS_HOLIDAY = re.compile(r"(" + _HOLIDAY + r")\s*(?:데이|이브)?\s*(?:이지|지|맞|이야\s*\?|야\s*\?|인가|이죠|죠|냐|됐|되었|이냐)")
+_KO_IS_HOLIDAY = re.compile(r"(" + _HOLIDAY + r")\s*(?:데이|이브)?\s*(?:이지|지(?![가-힣])|맞|이야\s*\?|야\s*\?|인가|이죠|죠|냐|됐|되었|이냐)")
 _KO_HOLIDAY_NAMED = re.compile(r"(" + _HOLIDAY + r")")
+_KO_WHEN = re.compile(r"언제" + _END)  # 추석 언제야 (not 추석에 언제 내려가)
 _EN_UNTIL = re.compile(r"\bhow (?:many (days|hours|minutes)|long) (?:un)?till? (?:the )?(" + _HOLIDAY +
                        r"|weekend|midnight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|(\d{1,2})(?::(\d\d))? ?(am|pm)?)", re.I)
 
 _EN_LEFT_IN = re.compile(r"\bhow many days (?:are )?(?:left|remaining) (?:in|of) (?:this|the) month\b|"
                          r"\bhow many days until the end of (?:this|the) month\b", re.I)
 
-_EN_DAYS = [("day after tomorrow", 2), ("tomorrow", 1), ("yesterday", -1), ("today", 0), ("tonight", 0)]
-_EN_N_DAYS = re.compile(r"\bin (\d+) days\b|\b(\d+) days (from now|ago)\b", re.I)
+_EN_HOLIDAY_NAMED = re.compile(r"\b(" + _HOLIDAY + r")\b", re.I)
+_EN_WHEN = re.compile(r"\bwhen(?:'s| is| was| will be)\s+(?:the\s+)?(?:" + _HOLIDAY +
+                      r")(?:\s+(?:this|next|last) year)?\s*(?:\?|$|[.!,])", re.I)  # not "when is christmas dinner"
+
+_EN_DAYS = [("day after tomorrow", 2), ("tomorrow", 1), ("day before yesterday", -2), ("yesterday", -1), ("today", 0),
+            ("tonight", 0)]
+_EN_COUNT = r"(\d+|" + "|".join(EN_NUMBERS) + r")"
+_EN_N_DAYS = re.compile(r"\bin " + _EN_COUNT + r" days?\b|\b" + _EN_COUNT + r" days? (from now|ago)\b", re.I)
 _EN_WEEK_DAY = re.compile(r"\b(this|next|last)?\s*(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
 
 
@@ -114,14 +137,42 @@ class ClockQuestion:
     either: bool = False  # "is it Saturday or Sunday?": no yes/no in the reply
 
 
-def _next_holiday(name: str, now: datetime) -> datetime:
-    month, day = HOLIDAYS[name]
-    goal = datetime(now.year, month, day)
-    return goal if goal.date() >= now.date() else datetime(now.year + 1, month, day)
+def _holiday_key(word: str) -> str:
+    """The HOLIDAYS / LUNAR_HOLIDAYS key of a name as written (Christmas, 설날이 -> christmas, 설날)."""
+    w = re.sub(r"\s", "", word).lower()
+    return next(k for k in _HOLIDAY_NAMES if w.startswith(k.replace(" ", "")))
 
 
-def _goal_of(word: str, now: datetime) -> tuple[datetime, str]:
-    """The moment a countdown word names, and the name to say it by."""
+def _holiday_on(name: str, year: int) -> date | None:
+    """The day a holiday falls on in `year`; lunar ones from the Korean lunar calendar (None past its tables)."""
+    if name in HOLIDAYS:
+        return date(year, *HOLIDAYS[name])
+    cal = KoreanLunarCalendar()
+    if not cal.setLunarDate(year, *LUNAR_HOLIDAYS[name], False):
+        return None
+    return date(cal.solarYear, cal.solarMonth, cal.solarDay)
+
+
+def _next_holiday(name: str, now: datetime) -> datetime | None:
+    """The next such day from today (today included), at midnight."""
+    for year in (now.year, now.year + 1):
+        day = _holiday_on(name, year)
+        if day is not None and day >= now.date():
+            return datetime.combine(day, datetime.min.time())
+    return None
+
+
+def _holiday_day(name: str, text: str, now: datetime) -> date | None:
+    """The holiday in the year the message names (올해 추석, last year's Christmas), else the next one."""
+    year = _YEAR_WORD.search(text)
+    if year:
+        return _holiday_on(name, now.year + _YEAR_WORDS[year.group(0).lower()])
+    goal = _next_holiday(name, now)
+    return goal.date() if goal else None
+
+
+def _goal_of(word: str, now: datetime) -> tuple[datetime, str] | None:
+    """The moment a countdown word names, and the name to say it by (None: a lunar day past the tables)."""
     w = re.sub(r"\s", "", word).lower()
     day0 = datetime.combine(now.date(), datetime.min.time())
     if w.startswith("이번달") or w in ("말일", "월말"):
@@ -139,8 +190,9 @@ def _goal_of(word: str, now: datetime) -> tuple[datetime, str]:
     if w in [d.lower() for d in WEEKDAYS_EN]:
         wd = [d.lower() for d in WEEKDAYS_EN].index(w)
         return day0 + timedelta(days=(wd - now.weekday()) % 7 or 7), WEEKDAYS_EN[wd]
-    key = next(k for k in HOLIDAYS if k.replace(" ", "") == w or w.startswith(k.replace(" ", "")))
-    return _next_holiday(key, now), key
+    key = _holiday_key(w)
+    goal = _next_holiday(key, now)
+    return (goal, key) if goal else None
 
 
 def _unit(word: str) -> str:
@@ -206,7 +258,10 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
     q = lambda want, **kw: ClockQuestion("ko", want, polite=is_polite, also_time=asks_time and want != "time", **kw)  # noqa: E731
     until = _KO_UNTIL.search(t)
     if until:
-        goal, name = _goal_of(until.group(1), now)
+        counted = _goal_of(until.group(1), now)
+        if counted is None:
+            return None
+        goal, name = counted
         unit = _unit(until.group(2)) if "얼마" not in until.group(2) else ("day" if (goal - now).days >= 1 else "minute")
         return ClockQuestion("ko", "left", polite=is_polite, goal=goal, unit=unit, name=name)
     until_date = _KO_UNTIL_DATE.search(t)
@@ -228,14 +283,15 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
     holiday = _KO_IS_HOLIDAY.search(t)
     if holiday:
         day = _ko_day_or_today(t)
-        return q("is_holiday", day=day[0], day_word=day[1], goal=_next_holiday(holiday.group(1), now - timedelta(days=1)),
+        key = _holiday_key(holiday.group(1))
+        return q("is_holiday", day=day[0], day_word=day[1], goal=_next_holiday(key, now - timedelta(days=1)),
                  name=holiday.group(1))
     asks_date = bool(_KO_DATE.search(t) or _KO_DATE_ASK.search(t))
     asks_weekday = bool(_KO_WEEKDAY.search(t))
     named = _KO_HOLIDAY_NAMED.search(t)
-    if named and (asks_date or asks_weekday) and not _ko_day(t):
-        goal = _next_holiday(named.group(1), now)
-        return q("date", day=(goal.date() - today).days, day_word=named.group(1))
+    if named and (asks_date or asks_weekday or _KO_WHEN.search(t)) and not _ko_day(t):  # 올해 추석 언제야
+        day = _holiday_day(_holiday_key(named.group(1)), t, now)
+        return q("date", day=(day - today).days, day_word=named.group(1)) if day else None
     wk = _KO_WEEK_DAY.search(t)
     if wk and (asks_date or wk.group(1) and asks_weekday):
         wd = WEEKDAYS_KO.index(wk.group(2))
@@ -262,7 +318,7 @@ def _ask_ko(t: str, now: datetime) -> ClockQuestion | None:
     if month:
         day = _ko_day_or_today(t)
         return q("is_month", target_month=int(month.group(1)), day=day[0], day_word=day[1])
-    if asks_time:
+    if asks_time and _ko_day_or_today(t)[0] >= 0:  # not 어제 몇 시였지: an hour that day, from memory
         return q("time")
     if _KO_MONTH.search(t):
         shift = 1 if re.search(r"다음\s*달", t) else -1 if re.search(r"(?:지난|저번)\s*달", t) else 0
@@ -312,7 +368,8 @@ def _last_hour(m: re.Match, now: datetime) -> datetime:
 def _en_day(t: str, today: date) -> tuple[int, str] | None:
     m = _EN_N_DAYS.search(t)
     if m:
-        n = int(m.group(1) or m.group(2))
+        count = (m.group(1) or m.group(2)).lower()
+        n = EN_NUMBERS[count] if count in EN_NUMBERS else int(count)
         return (-n if (m.group(3) or "").lower() == "ago" else n), m.group(0)
     low = t.lower()
     for word, offset in _EN_DAYS:
@@ -338,7 +395,10 @@ def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
             goal = datetime.combine(today, datetime.min.time()) + timedelta(hours=h, minutes=m)
             goal = goal if goal > now else goal + timedelta(days=1)
             return ClockQuestion("en", "left", goal=goal, unit=unit.rstrip("s"), name=until.group(2))
-        goal, name = _goal_of(until.group(2), now)
+        counted = _goal_of(until.group(2), now)
+        if counted is None:
+            return None
+        goal, name = counted
         if until.group(1) is None:
             unit = "day" if (goal - now).days >= 1 else "minute"
         return ClockQuestion("en", "left", goal=goal, unit=unit.rstrip("s"), name=name)
@@ -358,13 +418,21 @@ def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
         day, word = _en_is_day(t)
         return ClockQuestion("en", "is_day", target_weekday=wd, day=day, day_word=word,
                              either=bool(re.search(r"\bor\b", t, re.I)))
-    if _EN_DATE.search(t) or _EN_DAY.search(t):
+    asks_date = bool(_EN_DATE.search(t) or _EN_DAY.search(t))
+    named = _EN_HOLIDAY_NAMED.search(t)
+    if named and (asks_date or _EN_WHEN.search(t)) and not _en_day(t, today):  # when is Chuseok this year?
+        key = _holiday_key(named.group(1))
+        day = _holiday_day(key, t, now)
+        return ClockQuestion("en", "date", day=(day - today).days, day_word=key.title()) if day else None
+    if asks_date:
         wk = _EN_WEEK_DAY.search(t)
         if wk and wk.group(1):
             wd = [d.lower() for d in WEEKDAYS_EN].index(wk.group(2).lower())
             week = {"this": 0, "next": 1, "last": -1}[wk.group(1).lower()]
             return ClockQuestion("en", "date", day=_weekday_day(wd, week, today), day_word=wk.group(0).strip())
         day = _en_day(t, today) or (0, "today")
+        if day[0] >= 0 and re.search(r"\b(?:what|which)\b[^.?!,]*\bwas\b", t, re.I):  # what was the date of the moon landing?
+            return None
         want = "weekday" if _EN_DAY.search(t) and not _EN_DATE.search(t) else "date"
         return ClockQuestion("en", want, day=day[0], day_word=day[1])
     if _EN_MONTH.search(t):
@@ -379,7 +447,7 @@ def _ask_en(t: str, now: datetime) -> ClockQuestion | None:
     m = _EN_IS_HOLIDAY.search(t)
     if m:
         day, word = _en_is_day(t)
-        key = next(k for k in HOLIDAYS if m.group(1).lower().startswith(k))
+        key = _holiday_key(m.group(1))
         return ClockQuestion("en", "is_holiday", day=day, day_word=word,
                              goal=_next_holiday(key, now - timedelta(days=1)), name=key)
     if _EN_MIDNIGHT.search(t) and "?" in t or re.search(r"\bis it (?:past|after) midnight\b", t, re.I):
@@ -406,8 +474,9 @@ def _en_clock(now: datetime) -> str:
     return f"{now.hour % 12 or 12}:{now.minute:02d} {'AM' if now.hour < 12 else 'PM'}"
 
 
-def _en_date(d: date) -> str:
-    return f"{WEEKDAYS_EN[d.weekday()]}, {MONTHS_EN[d.month - 1]} {d.day}"
+def _en_date(d: date, with_year: bool = False) -> str:
+    year = f", {d.year}" if with_year else ""
+    return f"{WEEKDAYS_EN[d.weekday()]}, {MONTHS_EN[d.month - 1]} {d.day}{year}"
 
 
 def _span_ko(minutes: int) -> str:
@@ -456,7 +525,8 @@ def _answer_ko(q: ClockQuestion, now: datetime) -> str:
     if q.want == "time":
         return f"지금 {_is(clock, p)}."
     if q.want in ("date", "weekday"):
-        said = _was(_ko_date(target), p) if q.day < 0 else _is(_ko_date(target), p)
+        day = _ko_date(target, with_year=target.year != today.year)  # 작년 추석: 2025년 10월 6일
+        said = _was(day, p) if q.day < 0 else _is(day, p)
         return f"{_topic(word)} {said}.{tail}"
     if q.want == "month":
         month = (now.month - 1 + q.day) % 12 + 1  # day holds the month shift here (다음 달: +1)
@@ -516,7 +586,7 @@ def _answer_en(q: ClockQuestion, now: datetime) -> str:
         return f"It's {_en_clock(now)}."
     if q.want == "left" and q.goal is not None:
         minutes = int((q.goal - now).total_seconds() // 60)
-        name = q.name.title() if q.name in HOLIDAYS else q.name
+        name = q.name.title() if q.name in _HOLIDAY_NAMES else q.name
         if q.name == "the weekend" and today.weekday() >= 5:
             return f"It's the weekend already: today is {_en_date(today)}."
         if q.unit == "day":
@@ -529,7 +599,7 @@ def _answer_en(q: ClockQuestion, now: datetime) -> str:
         if q.day == 0:
             return f"Today is {_en_date(target)}."
         word = q.day_word[:1].upper() + q.day_word[1:]
-        return f"{word} {'was' if q.day < 0 else 'is'} {_en_date(target)}."
+        return f"{word} {'was' if q.day < 0 else 'is'} {_en_date(target, with_year=target.year != today.year)}."
     if q.want == "month":
         return f"It's {MONTHS_EN[now.month - 1]}."
     if q.want == "year":
