@@ -53,6 +53,18 @@ _KO_HARM = re.compile(_KO_THING + r"(?:을|를|이|가|은|는)?\s*(?:어떻게|
 _EN_HARM = re.compile(r"\b(?:make|making|build|building|synthesi[sz]e|cook|brew|assemble|buy|get)\s+(?:a |an |some |my own )?"
                       r"(?:pipe )?(?:bomb(?!\s*(?:ass|cake|dot|pizza|recipe|decoration))|explosives?|molotov|meth|methamphetamine|fentanyl|heroin|ricin|sarin|nerve agent|"
                       r"napalm|ghost gun|untraceable gun|ransomware|counterfeit (?:money|bills))\b", re.I)
+# sexual content with a minor, and joining or contacting a terrorist group: refused whatever the wording
+_KO_MINOR = r"(?:미성년자?|초등학생|초딩|중학생|중딩|여중생|남중생|고등학생|고딩|여고생|남고생|아동|어린이|어린\s*(?:애|아이|여자애)|로리|쇼타)"
+_KO_SEXUAL = r"(?:야한|야설|음란|성행위|섹스|알몸|누드|19금|야동|성적인|성적으로|벗은)"
+_KO_TERROR = (r"(?:테러\s*(?:조직|단체|집단|그룹)|(?<![A-Za-z])IS(?![A-Za-z])\s*(?:에|조직|단체)|ISIS|알카에다|탈레반|하마스|"
+              r"무장\s*단체|극단주의\s*(?:조직|단체))")
+_KO_JOIN = r"(?:가입|합류|들어가|연락|접촉|지원하|입단)"
+_KO_GRAVE = re.compile(rf"{_KO_MINOR}.{{0,30}}{_KO_SEXUAL}|{_KO_SEXUAL}.{{0,30}}{_KO_MINOR}|{_KO_TERROR}.{{0,30}}{_KO_JOIN}")
+_EN_MINOR = r"(?:minors?|child(?:ren)?|kids?|underage|teens?|teenagers?|(?:1[0-7]|[1-9])[- ]year[- ]olds?|loli|schoolgirls?|schoolboys?)"
+_EN_SEXUAL = r"(?:sex(?!\s*ed)|sexual(?!\s*(?:health|education|abuse))|nudes?|naked|porn\w*|erotic\w*|lewd|nsfw|explicit\s+(?:story|stories|scenes?|content|photos?|pics?|images?|videos?))"
+_EN_TERROR = r"(?:isis|al[- ]?qaeda|taliban|terror(?:ist)?\s+(?:group|cell|organi[sz]ation|network)s?|jihadi(?:st)?\s+group)"
+_EN_GRAVE = re.compile(rf"\b{_EN_MINOR}\b.{{0,40}}\b{_EN_SEXUAL}\b|\b{_EN_SEXUAL}\b.{{0,40}}\b{_EN_MINOR}\b|"
+                       rf"\b(?:join|joining|contact|reach|pledge (?:myself )?to|recruited by)\b.{{0,30}}\b{_EN_TERROR}\b", re.I)
 # a self-harm method asked about: a crisis line, whatever else the message says
 _KO_METHOD = re.compile(r"번개탄\s*(?:을\s*)?(?:피우|피울|사\s*놨|샀)|(?:목\s*(?:을\s*)?매|번개탄|투신|손목\s*(?:을\s*)?(?:긋|그)|치사량|자살)\s*(?:하는|는|을|할|하려면|하면)?\s*"
                         r"(?:방법|법|어떻게|확실|덜\s*아프|안\s*아프)")
@@ -64,7 +76,7 @@ def rule_label(text: str) -> str | None:
     """'crisis' or 'harmful' for a plain ask the rules know, else None (the head decides)."""
     if _KO_METHOD.search(text) or _EN_METHOD.search(text):
         return "crisis"
-    if _KO_HARM.search(text) or _EN_HARM.search(text):
+    if _KO_HARM.search(text) or _EN_HARM.search(text) or _KO_GRAVE.search(text) or _EN_GRAVE.search(text):
         return "harmful"
     return None
 
