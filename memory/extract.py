@@ -26,7 +26,7 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 @dataclass
 class Fact:
     text: str  # what is stored (the user's sentence, tidied, absolute date written in)
-    kind: str  # name | job | home | origin | pref | fav | people | pet | plan | health | goal | habit | birthday | age | major | event | fact
+    kind: str  # name | job | home | origin | pref | fav | people | pet | plan | health | goal | habit | birthday | age | major | partner | event | fact
     slot: str | None = None  # single-valued slot key
     value: str | None = None  # slot value: same value -> update, different -> supersede
     event_date: str | None = None
@@ -125,6 +125,10 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("pet", re.compile(_KO_PET)),
     ("plan", re.compile(r"(예정|약속|계획|가기로|하기로|갈\s*거|할\s*거|만나기로|여행|휴가|면접|시험|출장|결혼|이사|예약|생신|모임|파티|발표|마감|"
                         r"청첩장|식장|돌잔치|등록했|등록해)")),
+    # whether and with whom the user is in a relationship: one at a time ("헤어졌어, 이제 솔로야"
+    # supersedes "남자친구랑 3년째 연애 중"); meeting or a date is not a status
+    ("partner", re.compile(r"(연애\s*(중|하고|한\s*지)|사귀(고|는|기|게|어|자)|사귄\s*지|헤어졌|헤어짐|이별했|솔로(야|다|임|됨|가\s*됐)|모태\s*솔로|"
+                           r"싱글(이야|이다|임|됨)|(남자|여자)\s*친구\s*(생겼|없어))")),
     ("people", re.compile(rf"({_KO_PEOPLE})|이름(은|이)\s")),
     ("goal", re.compile(r"(목표|꿈은|기로\s*했|하고\s*싶어|되고\s*싶|준비\s*중|공부\s*중|배우(고|는|기)|시작했|도전|모으고|다이어트|끊었|끊을)")),
     ("habit", re.compile(r"(매일|주말마다|매주|매달|항상|자주|취미|마다|즐겨|하루에|꼭|무조건|(일주일|한\s*주|한\s*달|하루)에\s*\S*\s*(번|회|잔|시간)|"
@@ -164,7 +168,8 @@ def _ko_fact(s: str) -> Fact | None:
     for kind, pattern in _KO_RULES:
         if not pattern.search(s):
             continue
-        if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref", "school", "major", "work", "past"):
+        if third and kind in ("home", "job", "age", "birthday", "name", "origin", "fav", "pref", "school", "major", "work", "past",
+                              "partner"):
             return Fact(s, "people")
         if kind == "name" and _HEARSAY_END.search(s):
             return Fact(s, "people")  # "이름은 세라고 대학원생이래": someone else's name
@@ -191,6 +196,8 @@ def _ko_fact(s: str) -> Fact | None:
             return Fact(s, "origin", "origin", _ko_value_before(s, ("태어나", "고향", "출신")))
         if kind == "job":
             return Fact(s, "job", "job", s)
+        if kind == "partner":
+            return Fact(s, "partner", "partner", s)
         if kind == "school":
             return Fact(s, "school", "school", s)
         if kind == "pet" and not _KO_OWNED.search(s):
@@ -238,6 +245,8 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
                           r"\basthma\b|\bdiabet|\bdepress|\banxiety\b|\bintoleran|\bmigraine|\bhurt my\b|\bsprained\b|\bdysplasia\b|"
                           r"\bturns out (i|she|he|my)\b|\bvet\b|\bphobi", re.I)),
     ("pet", re.compile(_EN_PET + r"|\badopted\b|\b(greyhound|retriever|poodle|terrier|beagle|corgi|shiba|tabby)s?\b", re.I)),
+    ("partner", re.compile(r"\bi'?m (now |currently )?(dating|seeing (someone|a guy|a girl|a man|a woman)|single|in a relationship)\b|"
+                           r"\b(we|i) (just )?broke up\b|\bbroke up with\b|\bi have a (new )?(boyfriend|girlfriend)\b", re.I)),
     ("people", re.compile(rf"\bmy ({_EN_PEOPLE})s?\b", re.I)),
     ("goal", re.compile(r"\bmy goal\b|\bi want to\b|\bi'?d like to\b|\bi'?m (learning|training|saving|trying|studying|preparing)\b|"
                         r"\bmy dream\b|\bi quit\b|\bi started\b|\bi'?m planning\b", re.I)),
@@ -257,7 +266,7 @@ def _en_fact(s: str) -> Fact | None:
             if not n or re.search(r"\bmy (dog|cat|pet|\w+'s) name", s, re.I):
                 continue
             return Fact(s, "name", "name", n.group(1).lower())
-        if kind in ("birthday", "age", "job"):
+        if kind in ("birthday", "age", "job", "partner"):
             return Fact(s, kind, kind, s)
         if kind == "home":
             place = re.search(r"\b(?:in|to|near)\s+([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)", s)
@@ -385,11 +394,16 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
         if ref is not None and fact.kind not in ("name", "age"):
             fact.event_date = ref.value
             fact.text = dates.annotate(s, ref)
-        if facts and fact.slot is None and len(s) <= FRAGMENT and last_kept == raw_index - 1:
-            # "고양이 입양했어!! 이름은 치즈": a short follow-up says more about the fact before it
+        same_slot = bool(facts and fact.slot and facts[-1].slot == fact.slot)
+        if facts and last_kept == raw_index - 1 and (same_slot or fact.slot is None and len(s) <= FRAGMENT):
+            # "고양이 입양했어!! 이름은 치즈": a short follow-up says more about the fact before it;
+            # "나 헤어졌어... 이제 솔로야": one slot said twice is one fact, not one superseding the other
             prev = facts[-1]
+            whole_sentence = prev.value == prev.text
             prev.text = f"{prev.text}, {fact.text}"
             prev.event_date = prev.event_date or fact.event_date
+            if same_slot:
+                prev.value = prev.text if whole_sentence else fact.value or prev.value
             last_kept = raw_index
             continue
         facts.append(fact)

@@ -46,6 +46,11 @@ def one(text: str):
         ("오늘 제주도 다녀왔어", "event", None, None),  # names a place: kept though said "today"
         ("여름휴가 발리로 정했어", "plan", None, None),
         ("첫 차는 아반떼였어", "fact", None, None),  # no rule's words, but it names something
+        # a relationship status is one slot: a breakup supersedes "연애 중"
+        ("남자친구랑 3년째 연애 중이야", "partner", "partner", None),
+        ("나 헤어졌어... 이제 솔로야", "partner", "partner", "나 헤어졌어, 이제 솔로야"),
+        ("I'm seeing someone new now, his name is Jun", "partner", "partner", None),
+        ("남자친구랑 주말에 만나기로 했어", "plan", None, None),  # a date is not a status
         # a major has no slot: a second one does not supersede the first
         ("원래 전공이 기계공학인데 실험 보고서 너무 빡세", "major", None, None),
         ("이번 학기에 복수전공 신청했어, 경제학으로", "major", None, None),
