@@ -83,9 +83,9 @@ _add({"test:toeic"}, "토익", "toeic")
 _add({"test:toefl"}, "토플", "toefl")
 _add({"test:ielts"}, "아이엘츠", "ielts")
 _add({"test:opic"}, "오픽", "opic")
-_add({"device:laptop"}, "노트북", "laptop")
-_add({"device:tablet"}, "태블릿", "아이패드", "tablet", "ipad")
-_add({"device:phone"}, "핸드폰", "휴대폰", "스마트폰", "아이폰", "phone", "iphone", "smartphone")
+_add({"device:laptop"}, "노트북", "맥북", "갤럭시북", "laptop", "macbook")
+_add({"device:tablet"}, "태블릿", "아이패드", "갤럭시탭", "tablet", "ipad")
+_add({"device:phone"}, "폰", "핸드폰", "휴대폰", "스마트폰", "아이폰", "갤럭시", "phone", "iphone", "smartphone")
 _add({"device:desktop"}, "데스크탑", "데스크톱", "desktop")
 _WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 for _day, _ko, _en in zip(_WEEK, "월화수목금토일", ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")):
@@ -101,6 +101,15 @@ PETS = frozenset({"cat", "dog", "hamster", "bird", "rabbit"})
 def named(terms: Iterable[str]) -> list[frozenset[str]]:
     """What a text's morphemes name (people, pets, meals, seasons...), one set of possibilities per word."""
     return [WHO[t] for t in terms if t in WHO]
+
+
+def same_one(a_terms: Iterable[str], b_terms: Iterable[str]) -> bool:
+    """Do two texts name the same one of some kind (a person, a pet, a phone...)? "폰 갤럭시 쓰는데"
+    and "아이폰으로 갈아탔어" both name a phone."""
+    a, b = named(a_terms), named(b_terms)
+    if not a or not b:
+        return False
+    return bool((frozenset().union(*a) & frozenset().union(*b)) - _ORDINALS)
 
 
 def _kind(value: str) -> str:

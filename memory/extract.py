@@ -128,7 +128,8 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
     # whether and with whom the user is in a relationship: one at a time ("헤어졌어, 이제 솔로야"
     # supersedes "남자친구랑 3년째 연애 중"); meeting or a date is not a status
     ("partner", re.compile(r"(연애\s*(중|하고|한\s*지)|사귀(고|는|기|게|어|자)|사귄\s*지|헤어졌|헤어짐|이별했|솔로(야|다|임|됨|가\s*됐)|모태\s*솔로|"
-                           r"싱글(이야|이다|임|됨)|(남자|여자)\s*친구\s*(생겼|없어))")),
+                           r"싱글(이야|이다|임|됨)|(남자|여자)\s*친구\s*(생겼|없어)|"
+                           r"(남친|여친|남자\s*친구|여자\s*친구|애인)\S*\s*(\S+\s*)?(잘\s*지내|사이\s*좋|만난\s*지|사귄\s*지))")),
     ("people", re.compile(rf"({_KO_PEOPLE})|이름(은|이)\s")),
     ("goal", re.compile(r"(목표|꿈은|기로\s*했|하고\s*싶어|되고\s*싶|준비\s*중|공부\s*중|배우(고|는|기)|시작했|도전|모으고|다이어트|끊었|끊을)")),
     ("habit", re.compile(r"(매일|주말마다|매주|매달|항상|자주|취미|마다|즐겨|하루에|꼭|무조건|(일주일|한\s*주|한\s*달|하루)에\s*\S*\s*(번|회|잔|시간)|"

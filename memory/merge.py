@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from memory import about
 from memory.lexical import tokenize
 from memory.types import Memory
 
@@ -20,7 +21,9 @@ DUP_OVERLAP = 0.8  # ... or the content words of one contain the other's ("오�
 UPDATE_COSINE = 0.80  # an update ("이제", "바꿨어", "미뤄졌어") of a memory at least this close supersedes it
 _UPDATE_MARK = re.compile(
     r"(이제|이젠|바꿨|바꾸었|바뀌었|바뀜|미뤄|미뤘|당겨졌|옮겼|변경|취소|그만|끊었|포기|더\s*이상|안\s*해|관뒀|헤어졌|이사했|"
-    r"이직했|새로|대신)|\b(now|anymore|no longer|changed|moved|switched|quit|postponed|cancell?ed|rescheduled|instead)\b",
+    r"이직했|새로|대신|갈아타|갈아탔|갈아탐|연기(됐|했|됨|되었)|다시\s|쉬고\s*있)|"
+    r"\b(now|anymore|no longer|changed|moved|switched|quit|postponed|pushed|cancell?ed|rescheduled|instead|stopped|"
+    r"gave up|replaced|traded in|upgraded)\b",
     re.I,
 )
 
@@ -44,9 +47,11 @@ def is_duplicate(old: Memory, text: str, slot: str | None, cosine: float, dup_co
 
 def is_update(text: str, old: Memory, cosine: float, update_cosine: float) -> bool:
     """Does `text` update `old` ("결혼식 6월 20일로 미뤄졌어" after "결혼식 날짜 5월 16일로 잡았어")?
-    It says so ("이제", "바꿨어", "미뤄졌어", "now", "moved"...), is at least `update_cosine` close
-    to it, and names a content word of it."""
+    It says so ("이제", "바꿨어", "미뤄졌어", "갈아탔어", "now", "moved"...), is at least `update_cosine`
+    close to it, and names a content word of it or the same one of a kind (memory.about: a phone,
+    a sister...)."""
     if cosine < update_cosine or not _UPDATE_MARK.search(text):
         return False
-    shared = set(tokenize(text)) & set(tokenize(old.text))
-    return any(len(t) >= 2 for t in shared)
+    new_terms, old_terms = tokenize(text), tokenize(old.text)
+    shared = set(new_terms) & set(old_terms)
+    return any(len(t) >= 2 for t in shared) or about.same_one(new_terms, old_terms)

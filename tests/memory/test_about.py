@@ -39,6 +39,14 @@ def test_about_another(query, memory, other):
     assert about_another(tokenize(query), tokenize(memory)) is other
 
 
+def test_same_one():
+    from memory.about import same_one
+
+    assert same_one(tokenize("폰 갤럭시 S24 쓰는데"), tokenize("아이폰16으로 갈아탔음"))
+    assert not same_one(tokenize("우리 언니 은행원"), tokenize("오빠는 게임 회사 다녀"))
+    assert not same_one(tokenize("나 땅콩 알레르기 있어"), tokenize("아이폰 샀어"))
+
+
 def test_recall_leaves_out_memories_about_about_another(store):
     store.add("우리 언니 은행원인데 요즘 대출 상담 때문에 바쁘대")
     store.add("남동생은 요즘 군대에서 휴가 나왔어")

@@ -180,6 +180,13 @@ def test_a_job_change_supersedes_the_old_workplace(store):
     assert "물류회사" not in " ".join(r.memory.text for r in store.recall("나 다니는 회사 어디였지?", k=3))
 
 
+def test_switching_phones_supersedes_the_old_phone(store):
+    # no content word shared, but both name a phone (memory.about); "갈아탔" says it changed
+    old = store.observe("폰 갤럭시 S24 쓰는데 배터리가 좀 약해", persona=None, conversation_id=1, now=MONDAY)[0]
+    new = store.observe("아이폰16으로 갈아탔음", persona=None, conversation_id=2, now=MONDAY)[0]
+    assert new.replaced == [old.id]
+
+
 def test_lexical_terms_are_kept_and_filled_in_for_older_rows(tmp_path, embedder):
     import sqlite3
 
