@@ -114,7 +114,7 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("major", re.compile(r"전공|전과했")),
     ("job", re.compile(rf"(직업은|회사\s*다녀|회사\s*다니|(으로|로)\s*일(해|하고|합니다|하는)|에서\s*일(해|하고|합니다)|근무|"
                        rf"({_KO_JOBS})(이야|야|이에요|예요|입니다|이고|으로|로|라서|이라서))")),
-    ("work", re.compile(r"((회사|직장|사무실)(가|는|이|은)\s|맡았|맡고\s*있|담당하|리드\s*맡|승진|이직했|입사|퇴사|연봉|야근\s*(이|을)?\s*(많|잦)|교대\s*근무)")),
+    ("work", re.compile(r"((회사|직장|사무실)(가|는|이|은)\s|맡았|맡고\s*있|담당하|리드\s*맡|승진|이직(했|함)|입사|퇴사|연봉|야근\s*(이|을)?\s*(많|잦)|교대\s*근무)")),
     ("fav", re.compile(r"(가장|제일)?\s*좋아하는\s*\S+(은|는)|최애")),
     ("pref", re.compile(r"(좋아해|좋아한|좋아함|좋아합|좋더라|사랑해|싫어|별로야|질색|못\s*먹|안\s*먹|못\s*마셔|안\s*마셔|좋아요|"
                         r"좋아하는\s*사람|잘\s*먹|빼고는|비건|채식|(고기|술|커피|설탕|탄수화물|밀가루)\S*\s*(줄이|끊))")),
@@ -140,7 +140,8 @@ _KO_RULES: list[tuple[str, re.Pattern[str]]] = [
 # Something the user got, won, chose or went to ("중고차 샀어, 2019년식 모닝", "운전면허 땄다",
 # "청약 당첨됐어", "여름휴가 발리로 정했어"): checked after every other kind.
 _KO_EVENT = re.compile(r"(샀어|샀다|샀음|샀지|샀는데|장만|구입했|구매했|땄어|땄다|땄음|합격|붙었|당첨|정했|결정했|신청했|가입했|"
-                       r"예약했|예약함|예매했|계약했|다녀왔|다녀옴|갔다\s*왔|갔다\s*옴|입주)")
+                       r"예약했|예약함|예매했|계약했|다녀왔|다녀옴|갔다\s*왔|갔다\s*옴|입주|완주|고장\s*(났|남|나서)|입양(했|함)|"
+                       r"(적금|보험|펀드|연금)\S*\s*(하나\s*)?(들었|가입|넣)|(전세|월세)\s*(들어|계약|살)|대출\s*(받았|받아서|받음))")
 
 
 def _ko_value_before(sentence: str, stems: tuple[str, ...]) -> str | None:
@@ -250,6 +251,7 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
                            r"\b(we|i) (just )?broke up\b|\bbroke up with\b|\bi have a (new )?(boyfriend|girlfriend)\b", re.I)),
     ("people", re.compile(rf"\bmy ({_EN_PEOPLE})s?\b", re.I)),
     ("goal", re.compile(r"\bmy goal\b|\bi want to\b|\bi'?d like to\b|\bi'?m (learning|training|saving|trying|studying|preparing)\b|"
+                        r"\bi'?ve been (learning|training|saving|studying|practicing|preparing)\b|"
                         r"\bmy dream\b|\bi quit\b|\bi started\b|\bi'?m planning\b", re.I)),
     ("plan", re.compile(r"\bappointment\b|\bmeeting\b|\binterview\b|\bexam\b|\btrip\b|\bgoing to\b|\bi'?ll\b|\bi will\b|\bplan\b|"
                         r"\bwedding\b|\bmarried\b|\bflight\b|\bvacation\b|\bparty\b|\bdeadline\b", re.I)),
@@ -257,7 +259,22 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# English chat drops "I": "got into the MBA program at Yonsei!", "been learning the cello since January"
+_EN_NO_SUBJECT = re.compile(r"^(been|got|started|finally|just|bought|moved|adopted|quit|joined|signed up|passed|won|finished|"
+                            r"graduated|baked|booked|learning|working|living|training|saving|studying)\b", re.I)
+
+
 def _en_fact(s: str) -> Fact | None:
+    if _EN_NO_SUBJECT.match(s):
+        subject = "I've " if re.match(r"^been\b", s, re.I) else "I'm " if re.match(r"^\w+ing\b", s) else "I "
+        fact = _en_fact_said(subject + s)
+        if fact is not None:
+            fact.text = s
+        return fact
+    return _en_fact_said(s)
+
+
+def _en_fact_said(s: str) -> Fact | None:
     for kind, pattern in _EN_RULES:
         m = pattern.search(s)
         if not m:
@@ -294,12 +311,14 @@ def _en_fact(s: str) -> Fact | None:
 # Passing states are small talk, not facts ("오늘 피곤해", "I'm so tired today").
 _TRANSIENT = re.compile(
     r"(피곤|졸려|졸리|배고파|배불러|심심|지루|귀찮|짜증|기분\s*좋|행복해|슬퍼|우울해|외로워|답답|속상|웃기|신기하)|"
-    r"\bi'?m (so |really |very |kinda |a bit )?(tired|sleepy|hungry|full|bored|sad|happy|fine|good|ok|okay|great|busy|annoyed)\b",
+    r"\bi'?m (so |really |very |kinda |a bit )?(tired|sleepy|hungry|full|bored|sad|happy|fine|good|ok|okay|great|busy|annoyed)\b|"
+    r"^(been |feeling |feel )?(so |really |very |kinda )?(tired|sleepy|hungry|bored|exhausted)\b",
     re.I,
 )
 # What happened today / where the user is now: a daily log, not a lasting fact about them.
 _NOW = re.compile(r"(오늘|지금|방금|아까|이따가?|요 며칠)|\b(today|tonight|this morning|right now|rn|just now)\b", re.I)
-_EN_DAILY = re.compile(r"\bfor (breakfast|lunch|dinner)\b|\bwas in a mood\b|\bon the (subway|bus|train)\b", re.I)
+_EN_DAILY = re.compile(r"\bfor (breakfast|lunch|dinner)\b|\bwas in a mood\b|\bon the (subway|bus|train)\b|"
+                       r"^just (got (home|back|up)|woke up|ate|had (lunch|dinner|breakfast))\b", re.I)
 # A condition that lasts (kept even when told with "오늘": "오늘 코로나 확진됐어").
 _LASTING_HEALTH = re.compile(
     r"(알레르기|알러지|진단|확진|수술|입원|디스크|사고|체질|당뇨|혈압|천식|비염|임신|공황|우울증|약을?\s*먹|깁스|골절|불내증|격리|치료|"
@@ -318,7 +337,7 @@ _PASTED = re.compile(r"^\s*[\[【<]|(밝혔다|전했다|예보했다|당부했�
 # A wish about the impossible ("타임머신 있으면 ... 돌아가고 싶어") is not a goal.
 _HYPOTHETICAL = re.compile(r"(있으면|였으면|이라면|라면|다면|된다면|태어나면)\s.*(싶|좋겠|할\s*거)|\bif i (were|had|could)\b", re.I)
 # Events that change the user's life are kept even when told with "오늘" ("아들 오늘 초등학교 입학했어").
-_LIFE_EVENT = re.compile(r"(새\s*\S+\s*(들어왔|생겼)|입학|졸업|결혼|이혼|약혼|태어났|돌아가셨|입양|데려왔|취업|합격|이사|퇴직|은퇴|임신|출산|사귀|헤어|전역|입대|"
+_LIFE_EVENT = re.compile(r"(새\s*\S+\s*(들어왔|생겼)|입학|졸업|결혼|이혼|약혼|태어났|돌아가셨|입양|데려왔|취업|합격|이사|퇴직|은퇴|임신|출산|사귀|헤어|전역|입대|훈련소|자대|"
                          r"등록했|등록해|개업|이름은|이름이|키우)|"
                          r"\b(adopted|married|engaged|divorced|graduated|hired|promoted|moved|pregnant|born|diagnosed|"
                          r"turns out|named)\b", re.I)

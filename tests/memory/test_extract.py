@@ -51,6 +51,10 @@ def one(text: str):
         ("나 헤어졌어... 이제 솔로야", "partner", "partner", "나 헤어졌어, 이제 솔로야"),
         ("I'm seeing someone new now, his name is Jun", "partner", "partner", None),
         ("남자친구랑 주말에 만나기로 했어", "plan", None, None),  # a date is not a status
+        ("적금 하나 들었어 월 50씩 2년짜리", "event", None, None),
+        ("우리 집 보일러 또 고장났어 ㅠ 작년에 바꾼 건데", "event", None, None),
+        ("got into the MBA program at Yonsei!", "fact", None, None),  # English chat drops "I"
+        ("been learning the cello since January", "goal", None, None),
         # a major has no slot: a second one does not supersede the first
         ("원래 전공이 기계공학인데 실험 보고서 너무 빡세", "major", None, None),
         ("이번 학기에 복수전공 신청했어, 경제학으로", "major", None, None),
@@ -74,8 +78,9 @@ def test_questions_greetings_chitchat_are_not_stored(text):
     assert extract(text, MONDAY) == []
 
 
-def test_todays_errand_is_not_an_event():
-    assert extract("오늘 편의점 다녀왔어", MONDAY) == []
+@pytest.mark.parametrize("text", ["오늘 편의점 다녀왔어", "been so tired all week", "just got home lol"])
+def test_todays_errand_or_mood_is_not_kept(text):
+    assert extract(text, MONDAY) == []
 
 
 def test_a_short_follow_up_joins_the_fact_before_it():
