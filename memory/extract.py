@@ -18,7 +18,8 @@ from memory.lexical import _kiwi
 
 MAX_SENTENCE = 300  # longer "sentences" are pasted text, not facts about the user
 MAX_FACTS = 10  # per message
-FRAGMENT = 12  # a kept sentence this short, right after another kept one, is joined to it
+FRAGMENT = 12  # a kept sentence this short, right after another kept one, is joined to it ...
+_ATTRIBUTE = re.compile(r"^\S{1,6}(은|는)\s")  # ... when it tells an attribute of it: "이름은 치즈", "숙소는 우붓"
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
@@ -415,7 +416,8 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
             fact.event_date = ref.value
             fact.text = dates.annotate(s, ref)
         same_slot = bool(facts and fact.slot and facts[-1].slot == fact.slot)
-        if facts and last_kept == raw_index - 1 and (same_slot or fact.slot is None and len(s) <= FRAGMENT):
+        follow_up = fact.slot is None and len(s) <= FRAGMENT and _ATTRIBUTE.match(s)
+        if facts and last_kept == raw_index - 1 and (same_slot or follow_up):
             # "고양이 입양했어!! 이름은 치즈": a short follow-up says more about the fact before it;
             # "나 헤어졌어... 이제 솔로야": one slot said twice is one fact, not one superseding the other
             prev = facts[-1]

@@ -88,6 +88,8 @@ def test_a_short_follow_up_joins_the_fact_before_it():
     assert [f.text for f in facts] == ["고양이 입양했어, 이름은 치즈"]
     # ... unless it has a slot of its own
     assert [f.slot for f in extract("나 서울 살아. 개발자야", MONDAY)] == ["home", "job"]
+    # ... and a short sentence of its own is not a follow-up
+    assert [f.text for f in extract("나 땅콩 알레르기 있어. 고양이 입양했어", MONDAY)] == ["나 땅콩 알레르기 있어", "고양이 입양했어"]
 
 
 def test_a_message_with_several_sentences():
