@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from memory.dates import EN_WEEKDAYS, KO_WEEKDAYS
+
 _OLDER_BROTHER, _YOUNGER_BROTHER = "older-brother", "younger-brother"
 _OLDER_SISTER, _YOUNGER_SISTER = "older-sister", "younger-sister"
 _PARTNERS = frozenset({"husband", "wife", "boyfriend", "girlfriend"})
@@ -88,7 +90,7 @@ _add({"device:tablet"}, "태블릿", "아이패드", "갤럭시탭", "tablet", "
 _add({"device:phone"}, "폰", "핸드폰", "휴대폰", "스마트폰", "아이폰", "갤럭시", "phone", "iphone", "smartphone")
 _add({"device:desktop"}, "데스크탑", "데스크톱", "desktop")
 _WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-for _day, _ko, _en in zip(_WEEK, "월화수목금토일", ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")):
+for _day, _ko, _en in zip(_WEEK, KO_WEEKDAYS, EN_WEEKDAYS):
     _add({f"day:{_day}"}, f"{_ko}요일", _en)
 _add({"day:sat", "day:sun"}, "주말", "weekend", "weekends")
 _add({f"day:{d}" for d in _WEEK[:5]}, "평일", "주중", "weekday", "weekdays")

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-_KO_DAYS = "월화수목금토일"
-_EN_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+KO_WEEKDAYS = "월화수목금토일"
+EN_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _KO_NUM = {"하루": 1, "이틀": 2, "사흘": 3, "나흘": 4, "닷새": 5, "일주일": 7, "한 달": 30, "한달": 30}
 EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "ten": 10}
 
@@ -85,7 +85,7 @@ def _en(pattern: str):
 def _ko_week_day(m: re.Match, today: date) -> str:
     shift = {"다다음": 14, "다음": 7, "담주": 7, "이번": 0, "지난": -7, "저번": -7}
     key = next(k for k in shift if m.group(1).replace(" ", "").startswith(k))
-    return (_monday(today) + timedelta(days=shift[key] + _KO_DAYS.index(m.group(2)))).isoformat()
+    return (_monday(today) + timedelta(days=shift[key] + KO_WEEKDAYS.index(m.group(2)))).isoformat()
 
 
 @_ko(r"(이번|다음|담)\s*주말")
@@ -154,7 +154,7 @@ def _ko_year(m: re.Match, today: date) -> str:
 
 @_ko(r"([월화수목금토일])요일")
 def _ko_bare_weekday(m: re.Match, today: date) -> str:
-    return _next_weekday(today, _KO_DAYS.index(m.group(1))).isoformat()
+    return _next_weekday(today, KO_WEEKDAYS.index(m.group(1))).isoformat()
 
 
 # English.
@@ -163,7 +163,7 @@ _DAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 
 @_en(r"\b(next|this|last|coming)\s+" + _DAY + r"\b")
 def _en_rel_day(m: re.Match, today: date) -> str:
-    wd = _EN_DAYS.index(m.group(2).lower())
+    wd = EN_WEEKDAYS.index(m.group(2).lower())
     kind = m.group(1).lower()
     if kind == "coming":
         return _next_weekday(today, wd).isoformat()
@@ -226,7 +226,7 @@ def _en_day_month(m: re.Match, today: date) -> str | None:
 
 @_en(r"\b(?:on\s+)?" + _DAY + r"\b")
 def _en_bare_day(m: re.Match, today: date) -> str:
-    return _next_weekday(today, _EN_DAYS.index(m.group(1).lower())).isoformat()
+    return _next_weekday(today, EN_WEEKDAYS.index(m.group(1).lower())).isoformat()
 
 
 def resolve(text: str, now: datetime | date | None = None) -> DateRef | None:

@@ -22,6 +22,8 @@ FRAGMENT = 12  # a kept sentence this short, right after another kept one, is jo
 _ATTRIBUTE = re.compile(r"^\S{1,6}(은|는)\s")  # ... when it tells an attribute of it: "이름은 치즈", "숙소는 우붓"
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+# kinds whose slot value is the whole sentence (a new one with other words supersedes the old one)
+_WHOLE_SENTENCE_SLOTS = ("age", "job", "partner", "school")
 
 
 @dataclass
@@ -188,8 +190,8 @@ def _ko_fact(s: str) -> Fact | None:
             if re.search(rf"({_KO_PEOPLE})\S*\s*생일|생신", s) and not re.search(r"(내|제)\s*생일", s):
                 continue
             return Fact(s, "birthday", "birthday", s)
-        if kind == "age":
-            return Fact(s, "age", "age", s)
+        if kind in _WHOLE_SENTENCE_SLOTS:
+            return Fact(s, kind, kind, s)
         if kind == "home":
             if re.search(r"(살아\s*있|살아\s*남|살아서|살아가)", s):
                 continue
@@ -197,12 +199,6 @@ def _ko_fact(s: str) -> Fact | None:
             return Fact(s, "home", "home", place)
         if kind == "origin":
             return Fact(s, "origin", "origin", _ko_value_before(s, ("태어나", "고향", "출신")))
-        if kind == "job":
-            return Fact(s, "job", "job", s)
-        if kind == "partner":
-            return Fact(s, "partner", "partner", s)
-        if kind == "school":
-            return Fact(s, "school", "school", s)
         if kind == "pet" and not _KO_OWNED.search(s):
             continue  # "고양이는 하루에 16시간 잔대": about cats, not the user's pet
         if kind == "fav":
@@ -285,7 +281,7 @@ def _en_fact_said(s: str) -> Fact | None:
             if not n or re.search(r"\bmy (dog|cat|pet|\w+'s) name", s, re.I):
                 continue
             return Fact(s, "name", "name", n.group(1).lower())
-        if kind in ("birthday", "age", "job", "partner"):
+        if kind in ("birthday", *_WHOLE_SENTENCE_SLOTS):
             return Fact(s, kind, kind, s)
         if kind == "home":
             place = re.search(r"\b(?:in|to|near)\s+([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)", s)
