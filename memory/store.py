@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from memory import about, dates
+from memory import about, dates, merge
 from memory.db import open_db
 from memory.embed import Embedder
 from memory.extract import extract
@@ -30,7 +30,7 @@ from ohlora.errors import UserError
 
 MAX_MEMORY_CHARS = 2000  # an explicit memory longer than this is refused
 MAX_OBSERVE_CHARS = 20000  # observe() reads at most this much of a message
-OTHERS_SLACK = 8  # a query naming someone ranks this many more, to fill the places of memories about others
+OTHERS_SLACK = 8  # recall ranks this many more than k, to fill the places of memories it leaves out
 _COLUMNS = "id, text, created_at, updated_at, persona, conversation_id, event_date, slot, source, superseded_by"
 
 
@@ -331,7 +331,9 @@ class MemoryStore:
 
         A memory below the cosine threshold is never recalled, whatever its other scores. A
         query naming a date ("지난주에 말한 거", "다음 주 금요일") lifts memories said in that
-        period or mentioning a date in it; `now` (default: the clock) resolves it.
+        period or mentioning a date in it; `now` (default: the clock) resolves it. A memory
+        about another one of a kind the query names (memory.about), or one that a memory said on
+        a later day says has changed (memory.merge.changed_by), is left out.
         """
         if not isinstance(query, str) or not query.strip() or k <= 0:
             return []
@@ -353,21 +355,38 @@ class MemoryStore:
                 else np.zeros(index.n, dtype=np.float32)
             dated = date_rows(query, now, index)
             asks_about = about.named(q_terms)
-            # a query that names someone leaves out memories about someone else: rank a few more
-            top, score = rank(self.retriever, cos, lex, mask, threshold, dated, k + OTHERS_SLACK if asks_about else k)
-            if asks_about and len(top):
-                terms = self._terms_of([int(index.ids[r]) for r in top])
-                top = [r for r in top if not about.about_another(q_terms, terms.get(int(index.ids[r]), ()))][:k]
+            # a few more than k: to fill the places of memories about another one the query names,
+            # and of older ones a later memory says have changed
+            top, score = rank(self.retriever, cos, lex, mask, threshold, dated, k + OTHERS_SLACK)
             if not len(top):
                 return []
+            candidates = [int(index.ids[r]) for r in top]
+            terms = self._terms_of(candidates)
+            by_id = {m.id: m for m in self._get_many(candidates)}
+            if asks_about:
+                top = [r for r in top if not about.about_another(q_terms, terms.get(int(index.ids[r]), ()))]
+            top = self._without_changed(index, list(top), terms, by_id)[:k]
             ids = [int(index.ids[r]) for r in top]
-            by_id = {m.id: m for m in self._get_many(ids)}
             out = []
             for i, r in zip(ids, top):
                 why = "+".join(w for w, hit in (("dense", dense), ("bm25", lex[r] > 0),
                                                 ("date", dated is not None and dated[r])) if hit)
                 out.append(Recalled(by_id[i], float(score[r]), float(cos[r]), float(lex[r]), why))
             return out
+
+    @staticmethod
+    def _without_changed(index: VectorIndex, rows: list[int], terms: dict[int, list[str]],
+                         by_id: dict[int, Memory]) -> list[int]:
+        """Leave out a candidate that one said on a later day says has changed (merge.changed_by):
+        "요즘은 클라이밍 해" (March) over "필라테스 다닌 지 세 달 됨" (January), when observe did not
+        link them. Memories said the same day are never compared."""
+        def changed(r: int) -> bool:
+            old = int(index.ids[r])
+            return any(index.said[n] > index.said[r] > 0 and merge.changed_by(
+                by_id[int(index.ids[n])].text, terms.get(int(index.ids[n]), ()), terms.get(old, ()),
+                float(index.vecs[n] @ index.vecs[r])) for n in rows if n != r)
+
+        return [r for r in rows if not changed(r)] if len(rows) > 1 else rows
 
     def list(self, include_superseded: bool = False) -> list[Memory]:
         where = "" if include_superseded else "WHERE superseded_by IS NULL"

@@ -222,3 +222,20 @@ def test_a_store_made_with_another_embedder_is_re_embedded_on_open(tmp_path, emb
     con = sqlite3.connect(db)
     assert {r for r in con.execute("SELECT model, dim FROM vectors")} == {(embedder.name, embedder.dim)}
     con.close()
+
+
+def test_a_later_day_change_leaves_the_older_fact_out_of_recall(store):
+    # observe did not link them (no shared word, below the update cosine); at recall both answer
+    # the question, and the later one says it changed ("그만두고", "이제")
+    old = store.observe("필라테스 다닌 지 세 달 됐어", persona=None, conversation_id=1, now=datetime(2026, 10, 5, 20, 0))
+    new = store.observe("운동 바꿨어 이제 주말마다 클라이밍 해", persona=None, conversation_id=2, now=MONDAY)
+    assert old and new and new[0].replaced == []
+    texts = [r.memory.text for r in store.recall("나 요즘 무슨 운동 한다고 했지?", k=3, now=MONDAY)]
+    assert any("클라이밍" in t for t in texts) and not any("필라테스" in t for t in texts)
+
+
+def test_facts_said_the_same_day_are_both_recalled(store):
+    store.observe("필라테스 다닌 지 세 달 됐어", persona=None, conversation_id=1, now=MONDAY)
+    store.observe("운동 바꿨어 이제 주말마다 클라이밍 해", persona=None, conversation_id=1, now=MONDAY)
+    texts = " ".join(r.memory.text for r in store.recall("나 요즘 무슨 운동 한다고 했지?", k=3, now=MONDAY))
+    assert "클라이밍" in texts and "필라테스" in texts
