@@ -1,7 +1,8 @@
 """Persona specs: load `persona.toml`, validate with errors naming file and field, list.
 
 A persona lives in a folder `<id>/` with `persona.toml`, its training data
-(`train.jsonl`, `eval.jsonl`) and its trained adapter (`adapter/` PEFT folder and
+(`train.jsonl`, `eval.jsonl`), replies written to be said as they are (`lines.jsonl`,
+optional; ohlora.guards.lines) and its trained adapter (`adapter/` PEFT folder and
 `adapter.gguf`). Shipped personas are in the repo's `personas/`; user personas in
 the data dir's `personas/` (same layout) and win on id clashes.
 """

@@ -1,8 +1,10 @@
 """The persona's own written lines as replies, when a message is close to one they were written for.
 
-The persona's `train.jsonl` holds a few thousand exchanges written for it. When a new message
-is close to the user turn of one of them (cosine >= THRESHOLD on the built-in embedder's
-vectors), the written reply is a better answer than what a small model writes: read blind,
+The persona's `train.jsonl` holds a few thousand exchanges written for it, and `lines.jsonl`
+(same shape, kept apart so the training mix stays as written) more first messages with a reply
+written to be said as it is. When a new message is close to the user turn of one of them
+(cosine >= THRESHOLD on the built-in embedder's vectors), the written reply is a better answer
+than what a small model writes: read blind,
 the shipped adapters' own replies made sense 6 times in 162, the written lines at >= 0.9
 58 in 62. Only exchanges that stand alone are used: the first turn of a row, no
 `memory` field (its reply may use a fact this user never told), no clock (its reply names a
@@ -29,6 +31,7 @@ import numpy as np
 # told fact) were within reach of a line (which cannot use it), many off the point ("뭐 챙겨가면 좋을까?"
 # -> what 오로라 likes). So only close matches.
 THRESHOLD = 0.9
+LINES_FILE = "lines.jsonl"  # next to train.jsonl
 _SKIP_TAGS = {"memory", "clock", "refusal"}
 
 
@@ -73,11 +76,16 @@ def standalone_rows(path: Path) -> list[tuple[str, str]]:
 
 
 def load_lines(train_file: Path, embedder: Any, cache_dir: Path) -> Lines:
-    """The persona's standalone lines and their vectors (from the cache when the file is unchanged)."""
-    if not train_file.is_file():
+    """The persona's standalone lines (`train_file` and the LINES_FILE beside it) and their vectors
+    (from the cache when the files are unchanged)."""
+    files = [f for f in (train_file, train_file.with_name(LINES_FILE)) if f.is_file()]
+    if not files:
         return Lines([], [], np.zeros((0, 1), np.float32))
-    rows = standalone_rows(train_file)
-    digest = hashlib.sha256(train_file.read_bytes()).hexdigest()[:16]
+    rows: list[tuple[str, str]] = []
+    for f in files:
+        asked = {a for a, _ in rows}
+        rows += [(a, r) for a, r in standalone_rows(f) if a not in asked]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     cached = cache_dir / f"lines-{digest}.npy"
     vectors = None
     if cached.is_file():

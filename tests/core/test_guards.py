@@ -255,9 +255,10 @@ def test_a_message_like_a_written_one_gets_the_written_reply(embedder, tmp_path)
     folder.mkdir()
     written = [("나 오늘 머리 잘랐어", "오 변신했네! 마음에 들어?"), ("요즘 노래 뭐 들어?", "잔잔한 어쿠스틱! 너는?"),
                ("점심 뭐 먹지 고민", "국밥 어때?")]
-    (folder / "train.jsonl").write_text("\n".join(json.dumps(
-        {"messages": [{"role": "user", "content": a}, {"role": "assistant", "content": r}]}, ensure_ascii=False)
-        for a, r in written), encoding="utf-8")
+    rows = [json.dumps({"messages": [{"role": "user", "content": a}, {"role": "assistant", "content": r}]},
+                       ensure_ascii=False) for a, r in written]
+    (folder / "train.jsonl").write_text("\n".join(rows[:2]), encoding="utf-8")
+    (folder / "lines.jsonl").write_text(rows[2], encoding="utf-8")  # lines written apart from the training data
     persona = replace(load_persona("ohlora"), folder=folder)
     g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
     assert len(g.lines(persona).replies) == 3  # waits for the vectors
@@ -265,6 +266,7 @@ def test_a_message_like_a_written_one_gets_the_written_reply(embedder, tmp_path)
     assert got is not None and got.kind == "line" and got.text == "오 변신했네! 마음에 들어?"
     assert g.check("나 오늘 머리 잘랐다", persona, NOW, said=[got.text]) is None  # not said twice
     assert g.check("회사에서 프로젝트 발표했는데 반응이 좋았어", persona, NOW) is None  # nothing close: the model
+    assert g.check("점심 뭐 먹지 고민이야", persona, NOW).text == "국밥 어때?"  # from lines.jsonl
     assert list((tmp_path / "cache").glob("lines-*.npy"))  # cached for the next start
 
 
