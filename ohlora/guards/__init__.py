@@ -118,7 +118,9 @@ class Guards:
         if question is not None:
             return GuardReply(CLOCK, clock.answer(question, now), question.want)
         lines = self.lines(persona, wait=False)
-        found = lines.best(vec, said) if lines is not None and vec is not None else None
+        # a persona with polite lines of its own answers in the user's register: only lines written in it
+        polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
+        found = lines.best(vec, said, text, polite) if lines is not None and vec is not None else None
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.3f}")
         return None

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from memory.lexical import tokenize
+from ohlora.guards import clock
 
 # cosine of the message to a written user turn (fused e5 + USE, memory side). Read blind on 280
 # prompts, written lines were sensible 58 of 62 times at >= 0.9 and 48 of 113 at 0.82-0.9 (the
@@ -31,8 +34,25 @@ import numpy as np
 # told fact) were within reach of a line (which cannot use it), many off the point ("뭐 챙겨가면 좋을까?"
 # -> what 오로라 likes). So only close matches.
 THRESHOLD = 0.9
+# Below it, down to NEAR, a line is said when the words agree (words_agree): "초능력 하나 가질수
+# 있으면 뭐 고를래" for "초능력 하나 가질수 있으면 뭐할래?" (0.896), "토니식 농담 하나 해봐" for "토니
+# 농담 하나만" (0.897). Read on the dev prompts (bench/prompts, fresh2): with the written turn's
+# words 60% of the message's, 18 more lines, 4 off the point ("점심 뭐먹지 추천좀" -> "잘했어! 뭐
+# 먹었어?", the one word left over asks for something); with 75%, 9 more, 1 off the point.
+NEAR = 0.8
+MESSAGE_SHARE = 0.75
+# Tony answers 존댓말 in 존댓말 and 반말 in 반말: a written turn in the user's register is taken
+# over a closer one in the other when it is at most this much further ("치즈버거 좋아해?" got "인생
+# 음식이에요").
+REGISTER_MARGIN = 0.06
 LINES_FILE = "lines.jsonl"  # next to train.jsonl
 _SKIP_TAGS = {"memory", "clock", "refusal"}
+
+
+def words_agree(message: set[str], asked: set[str]) -> bool:
+    """Every content word of the written turn is in the message, and they are most of the message's
+    (memory.lexical's morphemes)."""
+    return bool(asked) and asked <= message and len(asked) >= MESSAGE_SHARE * len(message)
 
 
 @dataclass
@@ -40,19 +60,37 @@ class Lines:
     asked: list[str]  # the written user turns
     replies: list[str]
     vectors: np.ndarray  # (n, d), unit rows
+    _terms: dict[int, set[str]] = field(default_factory=dict, repr=False)  # asked[i]'s words, on first need
 
-    def best(self, vec: np.ndarray, said: Sequence[str] = ()) -> tuple[str, float] | None:
-        """The reply to the closest written turn at or above THRESHOLD, not one already said."""
+    def best(self, vec: np.ndarray, said: Sequence[str] = (), text: str | None = None,
+             polite: bool | None = None) -> tuple[str, float] | None:
+        """The reply to the closest written turn at or above THRESHOLD, or at or above NEAR when its
+        words agree with `text`'s; not one already said. With `polite` (the user's register, for a
+        persona that answers in it), a turn written in that register if one is within
+        REGISTER_MARGIN of the closest."""
         if not self.replies:
             return None
         scores = self.vectors @ vec.astype(np.float32)
         done = set(said)
+        words: set[str] | None = None
+        first: tuple[str, float] | None = None  # the closest, in either register
         for i in np.argsort(-scores):
+            if scores[i] < NEAR or (first is not None and scores[i] < first[1] - REGISTER_MARGIN):
+                break
+            if self.replies[i] in done:
+                continue
             if scores[i] < THRESHOLD:
-                return None
-            if self.replies[i] not in done:
+                if text is None:
+                    break
+                words = set(tokenize(text)) if words is None else words
+                if i not in self._terms:
+                    self._terms[i] = set(tokenize(self.asked[i]))
+                if not words_agree(words, self._terms[i]):
+                    continue
+            if polite is None or clock.polite(self.asked[i]) == polite:
                 return self.replies[i], float(scores[i])
-        return None
+            first = first or (self.replies[i], float(scores[i]))
+        return first
 
 
 def standalone_rows(path: Path) -> list[tuple[str, str]]:

@@ -311,3 +311,39 @@ def test_plain_asks_for_a_harmful_thing_or_a_self_harm_method_are_ruled(text, la
     from ohlora.guards.safety import rule_label
 
     assert rule_label(text) == label
+
+
+def _unit(*xs):
+    import numpy as np
+
+    v = np.array(xs, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_nearer_miss_is_said_only_when_the_words_agree():
+    import numpy as np
+
+    from ohlora.guards.lines import NEAR, THRESHOLD, Lines
+
+    lines = Lines(["초능력 하나 가질수 있으면 뭐할래?", "점심 먹었어"], ["순간이동!", "뭐 먹었어?"],
+                  np.stack([_unit(1, 0, 0), _unit(0, 1, 0)]))
+    band = _unit(0.87, 0, 0.49)  # cosine 0.87 to the first
+    assert NEAR <= band[0] < THRESHOLD
+    assert lines.best(band) is None  # no text: close matches only
+    assert lines.best(band, text="초능력 하나 가질수 있으면 뭐 고를래") == ("순간이동!", float(band[0]))
+    other = _unit(0, 0.87, 0.49)
+    assert lines.best(other, text="점심 뭐먹지 추천좀") is None  # "추천" is left over: it asks for something else
+
+
+def test_a_line_in_the_users_register_wins_when_nearly_as_close():
+    import numpy as np
+
+    from ohlora.guards.lines import Lines
+
+    lines = Lines(["자비스는 누가 만들었어요?", "자비스 누가 만들었어?", "치즈버거 좋아하세요?"],
+                  ["제가 만들었어요.", "내가 만들었지.", "인생 음식이에요."],
+                  np.stack([_unit(1, 0, 0), _unit(0.96, 0.28, 0), _unit(0, 0, 1)]))
+    ask = _unit(1, 0.05, 0)
+    assert lines.best(ask, polite=True)[0] == "제가 만들었어요."
+    assert lines.best(ask, polite=False)[0] == "내가 만들었지."  # 0.97 against 0.998: within the margin
+    assert lines.best(_unit(0, 0, 1), polite=False)[0] == "인생 음식이에요."  # none in 반말: the close one
