@@ -132,7 +132,7 @@ class Guards:
 
     def lines(self, persona: "Persona", wait: bool = True) -> Lines | None:
         """The persona's written lines; loaded in the background on first use (wait=False
-        returns None until they are ready, so the first messages go to the model)."""
+        returns None until the first of them are ready, then those done so far)."""
         if self._lines_cache is None:
             return None
         self._ready.wait()
@@ -151,7 +151,10 @@ class Guards:
 
     def _load_lines(self, train_file: Path, done: threading.Event) -> None:
         try:
-            self._lines[train_file] = load_lines(train_file, self._embedder, self._lines_cache)  # type: ignore[arg-type]
+            def so_far(part: Lines) -> None:
+                self._lines[train_file] = part
+
+            self._lines[train_file] = load_lines(train_file, self._embedder, self._lines_cache, so_far)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - a broken file means no lines, never a failed chat
             self.error = f"written lines off for {train_file}: {exc}"
         finally:

@@ -21,7 +21,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,6 +46,7 @@ MESSAGE_SHARE = 0.75
 # 음식이에요").
 REGISTER_MARGIN = 0.06
 LINES_FILE = "lines.jsonl"  # next to train.jsonl
+CHUNK = 256  # lines embedded at a time on a first start
 _SKIP_TAGS = {"memory", "clock", "refusal"}
 
 
@@ -113,27 +114,35 @@ def standalone_rows(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def load_lines(train_file: Path, embedder: Any, cache_dir: Path) -> Lines:
-    """The persona's standalone lines (`train_file` and the LINES_FILE beside it) and their vectors
-    (from the cache when the files are unchanged)."""
-    files = [f for f in (train_file, train_file.with_name(LINES_FILE)) if f.is_file()]
+def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
+               partial: Callable[[Lines], None] | None = None) -> Lines:
+    """The persona's standalone lines (the LINES_FILE beside `train_file`, then `train_file`) and
+    their vectors (from the cache when the files are unchanged). Computing them takes a while on
+    a first start (~30 s for 2,000 lines on 2 cores): `partial` gets the lines done so far after
+    each CHUNK, the written first messages first, so the first messages of a chat can use them."""
+    files = [f for f in (train_file.with_name(LINES_FILE), train_file) if f.is_file()]
     if not files:
         return Lines([], [], np.zeros((0, 1), np.float32))
     rows: list[tuple[str, str]] = []
     for f in files:
         asked = {a for a, _ in rows}
         rows += [(a, r) for a, r in standalone_rows(f) if a not in asked]
+    asked_all, replies = [a for a, _ in rows], [r for _, r in rows]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     cached = cache_dir / f"lines-{digest}.npy"
-    vectors = None
     if cached.is_file():
         vectors = np.load(cached)
-        if vectors.shape[0] != len(rows):
-            vectors = None
-    if vectors is None:
-        vectors = embedder.encode([a for a, _ in rows], kind="memory").astype(np.float32)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(cached)  # a crash mid-write leaves no half file behind
-    return Lines([a for a, _ in rows], [r for _, r in rows], vectors)
+        if vectors.shape[0] == len(rows):
+            return Lines(asked_all, replies, vectors)
+    done: list[np.ndarray] = []
+    for start in range(0, len(rows), CHUNK):
+        done.append(embedder.encode(asked_all[start:start + CHUNK], kind="memory").astype(np.float32))
+        if partial is not None and start + CHUNK < len(rows):
+            n = start + CHUNK
+            partial(Lines(asked_all[:n], replies[:n], np.concatenate(done)))
+    vectors = np.concatenate(done) if done else np.zeros((0, 1), np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(cached)  # a crash mid-write leaves no half file behind
+    return Lines(asked_all, replies, vectors)

@@ -347,3 +347,24 @@ def test_a_line_in_the_users_register_wins_when_nearly_as_close():
     assert lines.best(ask, polite=True)[0] == "제가 만들었어요."
     assert lines.best(ask, polite=False)[0] == "내가 만들었지."  # 0.97 against 0.998: within the margin
     assert lines.best(_unit(0, 0, 1), polite=False)[0] == "인생 음식이에요."  # none in 반말: the close one
+
+
+def test_lines_are_usable_while_the_rest_are_computed(embedder, tmp_path, monkeypatch):
+    import json
+
+    from ohlora.guards import lines as lines_mod
+
+    monkeypatch.setattr(lines_mod, "CHUNK", 1)
+    folder = tmp_path / "p"
+    folder.mkdir()
+    row = lambda a, r: json.dumps({"messages": [{"role": "user", "content": a}, {"role": "assistant", "content": r}]},
+                                  ensure_ascii=False)
+    (folder / "train.jsonl").write_text(row("비 온다", "우산 챙겼어?") + "\n" + row("배고파", "뭐 먹을래?"), encoding="utf-8")
+    (folder / "lines.jsonl").write_text(row("안녕", "안녕! 오늘 어땠어?"), encoding="utf-8")
+    seen = []
+    full = lines_mod.load_lines(folder / "train.jsonl", embedder, tmp_path / "cache", partial=lambda l: seen.append(l.asked))
+    assert seen == [["안녕"], ["안녕", "비 온다"]]  # the written first messages first
+    assert full.asked == ["안녕", "비 온다", "배고파"] and full.vectors.shape[0] == 3
+    seen.clear()
+    assert lines_mod.load_lines(folder / "train.jsonl", embedder, tmp_path / "cache", partial=seen.append).asked == full.asked
+    assert seen == []  # from the cache: nothing to wait for
