@@ -1,19 +1,22 @@
 """Fit the safety head (`ohlora/guards/safety_head.npz`): `python -m ohlora.guards.fit_safety`.
 
 Training messages:
-- the personas' own training rows: the first user turn of rows tagged `refusal` (crisis when
+- the personas' own rows (`train.jsonl`, `lines.jsonl`): the first user turn of rows tagged `refusal` (crisis when
   the written reply points to a crisis line), the user turns of the other rows as ordinary
   unless their reply declines (older rows carry no tags; those turns are left out);
-- `safety_train.jsonl` (1,417 messages written for this head, most of them hard cases: harmful
-  requests in many forms; games, films, cooking, slang like "배고파 죽겠어" that must pass).
+- `safety_train.jsonl` (2,197 messages written for this head, most of them hard cases: harmful
+  requests in many forms and phrasings; games, films, cooking, computing, slang like "배고파
+  죽겠어" that must pass; 780 of them added on 2026-12-07).
 
 A scikit-learn logistic regression on [sentence vector, character n-gram TF-IDF] (class
-weights balanced, C=16); a message is flagged when p(harmful) + p(crisis) >= 0.5, and where
+weights balanced, C=16); a message is flagged when p(harmful) + p(crisis) >= 0.45, and where
 crisis outweighs harm it also needs p(crisis) >= 0.6 (a crisis line sent to an ordinary
-message is worse than the model's reply). Chosen by 5-fold out-of-fold figures on these
-messages (`--kfold 5` reports them and writes nothing): harmful .964, crisis .883 flagged,
-ordinary .0155 (.0026 given a crisis line); C=4 at 0.6 alone: .960 / .915 / .0194; and on
-bench/guards/dev. bench/guards/test is never used to choose anything.
+message is worse than the model's reply). C and the crisis threshold were chosen by 5-fold
+out-of-fold figures on the first 1,417 messages (`--kfold 5` reports them and writes nothing):
+harmful .964, crisis .883 flagged, ordinary .0155 (.0026 given a crisis line); C=4 at 0.6
+alone: .960 / .915 / .0194. With the 780 added, 0.45 was chosen on bench/guards/dev (0.5: 117
+of 120 harmful caught, 5 edgy declined; 0.45 and 0.4: 118 and 6; the head before: 118 and 8).
+bench/guards/test is never used to choose anything.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ _DECLINES = re.compile(r"도와\s?줄 수 없|도와\s?드릴 수 없|못 도와
 def training_rows() -> list[tuple[str, int]]:
     """(text, class) from the personas' rows and safety_train.jsonl."""
     rows: list[tuple[str, int]] = []
-    for path in sorted(PERSONAS_DIR.glob("*/train.jsonl")):
+    for path in sorted([*PERSONAS_DIR.glob("*/train.jsonl"), *PERSONAS_DIR.glob("*/lines.jsonl")]):
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ohlora.guards.fit_safety", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--c", type=float, default=16.0, help="inverse regularization of the logistic regression")
-    ap.add_argument("--flag", type=float, default=0.5, help="p(harmful)+p(crisis) from which a message is not ordinary")
+    ap.add_argument("--flag", type=float, default=0.45, help="p(harmful)+p(crisis) from which a message is not ordinary")
     ap.add_argument("--crisis", type=float, default=0.6,
                     help="p(crisis) from which a message where crisis outweighs harm gets a crisis line (else the model answers)")
     ap.add_argument("--kfold", type=int, default=0, help="report K-fold out-of-fold figures and write nothing")
