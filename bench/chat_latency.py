@@ -8,6 +8,9 @@ engine had to read (prompt minus the reused KV prefix, llama.cpp only). The repl
 writes itself (ohlora.guards) are off: this times the model's path. Between turns the bench
 does what the chat app does while the user reads and types (`ChatSession.warm_next`: the
 next turn's start is read ahead), timed apart as `read_ahead_s`; `--no-read-ahead` skips it.
+Before each message it does what the app does when the user pauses typing
+(`ChatSession.warm_draft`: the recall and the prompt for the typed text are read before Enter),
+timed apart as `draft_s`; `--no-draft` skips it. Time to first token is from Enter.
 
     python bench/chat_latency.py [--turns 20] [--persona ohlora] [--base SPEC] [--max-tokens 48]
 """
@@ -43,6 +46,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-read-ahead", action="store_true", help="do not read the next turn's start between turns")
+    ap.add_argument("--no-draft", action="store_true",
+                    help="do not read each message ahead as the chat app does when the user pauses typing")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -65,6 +70,11 @@ def main() -> None:
         convo = Conversation(session)
         rows = []
         for i, text in enumerate((TURNS * 2)[: args.turns], 1):
+            draft_s = None
+            if not args.no_draft:  # the user typed the message and paused before pressing Enter
+                t0 = time.perf_counter()
+                session.warm_draft(text)
+                draft_s = round(time.perf_counter() - t0, 3)
             before = getattr(getattr(engine, "llm", None), "n_tokens", None)
             t0 = time.perf_counter()
             first = None
@@ -74,7 +84,7 @@ def main() -> None:
             r = session.last
             row = {"turn": i, "ttft_s": round(first if first is not None else time.perf_counter() - t0, 3),
                    "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-                   "kv_before": before, "recalled": len(session.last_recalled)}
+                   "kv_before": before, "recalled": len(session.last_recalled), "draft_s": draft_s}
             if not args.no_read_ahead:
                 t0 = time.perf_counter()
                 session.warm_next()
@@ -86,7 +96,7 @@ def main() -> None:
     last5 = ttft[-5:]
     print(json.dumps({
         "bench": "chat_latency", "persona": args.persona, "base": session.base().name, "memory": not args.no_memory,
-        "read_ahead": not args.no_read_ahead,
+        "read_ahead": not args.no_read_ahead, "draft": not args.no_draft,
         "turns": rows, "ttft_p50_s": statistics.median(ttft), "ttft_turn_20_s": ttft[-1],
         "ttft_p50_last5_s": statistics.median(last5), "load_avg_1m": round(os.getloadavg()[0], 2),
     }, ensure_ascii=False))

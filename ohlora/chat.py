@@ -79,6 +79,7 @@ class ChatSession:
         self.last_guard: Any = None  # the GuardReply of the last turn, if the app answered itself
         self.last: GenerationResult | None = None
         self.last_recalled: list[Any] = []  # Recalled items that went into the last prompt
+        self._draft: tuple[str, int, list[Any]] | None = None  # warm_draft's (text, turns before it, its recall)
         self.last_prompt: str = ""
         self.last_lore: list[Any] = []  # lorebook Hits of the last prompt (ohlora.cards.lorebook)
         self.lore_error = ""
@@ -212,26 +213,13 @@ class ChatSession:
             return
         template = self._base_and_template()[1]  # before loading: a model without one fails fast
         engine = self.engine()
-        self.last_recalled = self.recall(text)
-        lore = self.lore()
-        self.lore_error = lore.error
-        lore_texts = lore.fire([m["content"] for m in hist] + [text], engine.count_tokens) if lore.books else []
-        self.last_lore = list(lore.last)
+        drafted = self._draft if own and self._draft is not None and self._draft[:2] == (text, len(hist)) else None
+        self._draft = None
+        self.last_recalled = drafted[2] if drafted is not None else self.recall(text)
         persona = self.shown_persona()
         gen = generation or persona.generation
-        prompt = build(
-            persona,
-            self.last_memories,
-            hist,
-            text,
-            template,
-            engine.count_tokens,
-            engine.n_ctx,
-            gen.max_tokens + engine.count_tokens(prefix) if prefix else gen.max_tokens,
-            now=now,
-            include_examples=not self._has_adapter,
-            lore=lore_texts,
-        )
+        prompt, self.last_lore = self._prompt(engine, text, hist, now, gen.max_tokens + engine.count_tokens(prefix)
+                                              if prefix else gen.max_tokens, self.last_recalled)
         self.last_prompt = prompt.text + prefix
         stops = tuple(dict.fromkeys((*self.persona.stop, template.end_of_turn)))
         self._writing = engine
@@ -243,6 +231,39 @@ class ChatSession:
         if own:
             self.history += [{"role": "user", "content": text, "context": prompt.context},
                              {"role": "assistant", "content": prefix + self.last.text}]
+
+    def _prompt(self, engine: Any, text: str, hist: list[dict], now: datetime, max_tokens: int,
+                recalled: list[Any]) -> tuple[Any, list]:
+        """The prompt for `text` after `hist`, with `recalled` memories and the lore it fires (and
+        which lore entries fired)."""
+        lore = self.lore()
+        self.lore_error = lore.error
+        lore_texts = lore.fire([m["content"] for m in hist] + [text], engine.count_tokens) if lore.books else []
+        prompt = build(self.shown_persona(), [r.memory.text for r in recalled], hist, text, self._base_and_template()[1],
+                       engine.count_tokens, engine.n_ctx, max_tokens, now=now,
+                       include_examples=not self._has_adapter, lore=lore_texts)
+        return prompt, list(lore.last)
+
+    def warm_draft(self, text: str) -> None:
+        """Read the prompt for `text`, what the user has typed so far, before it is sent: the
+        recall for it and the prompt up to the reply. When the message sent is that text, `send`
+        reuses the recall and the engine reads only what changed (the clock line, if the minute
+        did). The chat app calls it when the user stops typing for a moment."""
+        engine = self._engine
+        if engine is None or self._writing is not None or not text.strip():
+            return
+        try:
+            text = clean_input(text)
+        except Exception:  # noqa: BLE001 - not a message yet
+            return
+        now = datetime.now()
+        said = [m["content"] for m in self.history if m["role"] == "assistant"]
+        if self.guards is not None and self.guards.check(text, self.shown_persona(), now, said) is not None:
+            return  # the app answers this one itself
+        recalled = self.recall(text)
+        self._draft = (text, len(self.history), recalled)
+        max_tokens = self.shown_persona().generation.max_tokens
+        engine.warm(self._prompt(engine, text, self.history, now, max_tokens, recalled)[0].text)
 
     def warm_next(self) -> None:
         """Read the start of the next turn now, while the user reads the reply and types: the

@@ -72,6 +72,7 @@ class Guards:
         self._head: SafetyHead | None = None
         self._embedder: Any = None
         self.error = ""  # why the safety check is off, if it failed to load
+        self._last_vector: tuple[str, Any] | None = None
         self._ready = threading.Event()
         if embedder is None:
             self._ready.set()
@@ -96,8 +97,17 @@ class Guards:
         return self._safety and self._head is not None and self._embedder is not None
 
     def _vector(self, text: str) -> Any:
+        """The message's sentence vector; the last one is kept (a draft checked while the user
+        typed is checked again when sent)."""
         self._ready.wait()
-        return None if self._embedder is None else self._embedder.encode([text], kind="memory")[0]
+        if self._embedder is None:
+            return None
+        last = self._last_vector
+        if last is not None and last[0] == text:
+            return last[1]
+        vec = self._embedder.encode([text], kind="memory")[0]
+        self._last_vector = (text, vec)
+        return vec
 
     def verdict(self, text: str, vec: Any = None):
         """The safety head's verdict on one message (None when the check is off)."""

@@ -234,6 +234,10 @@ class OhloraApp(App[int]):
         event.input.clear()
         self.replies.send(text)
 
+    def on_text_area_changed(self, event: ChatInput.Changed) -> None:
+        if isinstance(event.text_area, ChatInput):
+            self.replies.typed(event.text_area.text)
+
     def on_chat_input_leave_up(self, event: ChatInput.LeaveUp) -> None:
         views = [v for v in self.message_list.query(MessageView) if v.db_id is not None]
         if views:

@@ -28,9 +28,38 @@ Done = Callable[[MessageView, str], Awaitable[None]]  # (view, error) once a str
 class Replies(AppPart):
     """The user's message, the reply streamed after it, and Esc that stops it."""
 
+    DRAFT_PAUSE = 0.4  # seconds without a keystroke before what is typed is read ahead
+
     def __init__(self, app: OhloraApp) -> None:
         super().__init__(app)
         self.said_save_error = ""  # a store failure is said once, not under every reply
+        self._draft_timer = None
+
+    def typed(self, text: str) -> None:
+        """The input changed: once the user pauses, read the prompt for what is typed
+        (`ChatSession.warm_draft`), so a reply to it starts sooner when it is sent."""
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+        self._draft_timer = None
+        if text.strip() and not text.lstrip().startswith("/"):
+            self._draft_timer = self.app.set_timer(self.DRAFT_PAUSE, partial(self._read_draft, text))
+
+    def _read_draft(self, text: str) -> None:
+        app = self.app
+        if app.generating or not app.model_ready.is_set() or app.model_error:
+            return
+        app.run_worker(partial(self._warm_draft, text), name="draft", group="draft", exclusive=True, thread=True)
+
+    def _warm_draft(self, text: str) -> None:
+        app = self.app
+        if not app.engine_lock.acquire(blocking=False):  # a reply or an alternative is being written
+            return
+        try:
+            app.session.warm_draft(text)
+        except Exception:  # noqa: BLE001 - only a head start; the reply reads it anyway
+            pass
+        finally:
+            app.engine_lock.release()
 
     def send(self, text: str) -> None:
         app = self.app

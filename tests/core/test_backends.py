@@ -123,3 +123,32 @@ def test_read_ahead_leaves_less_to_read_and_the_same_reply(monkeypatch):
     ahead, ahead_read = two_turns(True)
     assert ahead == plain
     assert ahead_read < plain_read - 10
+
+
+def test_a_typed_draft_is_read_before_it_is_sent(monkeypatch):
+    """warm_draft reads the prompt for what the user has typed: sending that text then reads a
+    token or two and gives the same reply (greedy); sending other text is answered as usual."""
+    import llama_cpp
+
+    import ohlora.chat
+
+    frozen = datetime(2026, 12, 6, 19, 30)
+    monkeypatch.setattr(ohlora.chat, "datetime", type("Frozen", (datetime,), {"now": classmethod(lambda cls, tz=None: frozen)}))
+    read: list[int] = []
+    real_eval = llama_cpp.Llama.eval
+    monkeypatch.setattr(llama_cpp.Llama, "eval", lambda self, tokens: (read.append(len(tokens)), real_eval(self, tokens))[1])
+
+    def second_turn(draft: str | None) -> tuple[str, int]:
+        session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), _short("ohlora", n=16, temperature=0.0))
+        "".join(session.send("안녕! 나 민지야"))
+        if draft is not None:
+            session.warm_draft(draft)
+        read.clear()
+        reply = "".join(session.send("오늘 점심 뭐 먹지?"))
+        return reply, sum(read[:1])
+
+    plain, plain_read = second_turn(None)
+    drafted, drafted_read = second_turn("오늘 점심 뭐 먹지?")
+    assert drafted == plain and drafted_read <= 2 < plain_read
+    changed, _ = second_turn("오늘 저녁 뭐 먹지?")  # the user typed on: the message sent is answered, not the draft
+    assert changed == plain

@@ -160,3 +160,24 @@ async def test_quit_mid_reply_keeps_what_was_written(monkeypatch, tmp_path):
         await pilot.press("ctrl+q")
     (content, reason), = rows("SELECT content, stop_reason FROM messages WHERE role = 'assistant'")
     assert content.startswith("단어0 단어1 단어2") and len(content) < len(LONG) and reason == "cancelled"
+
+
+async def test_what_is_typed_is_read_ahead_once_the_user_pauses(monkeypatch, tmp_path):
+    from ohlora.tui.widgets import ChatInput
+
+    app = make_fake_app(monkeypatch, tmp_path, ["첫 답", "둘째 답"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, app.model_ready.is_set, timeout=30)
+        await type_and_send(pilot, "안녕")
+        await wait_for(pilot, lambda: not app.generating, timeout=30)
+        field = app.query_one(ChatInput)
+        field.insert("오늘 점심 뭐 먹지")
+        await pilot.pause(0.2)
+        assert app.session._draft is None  # still typing
+        await wait_for(pilot, lambda: app.session._draft is not None, timeout=10)
+        assert app.session._draft[:2] == ("오늘 점심 뭐 먹지", 2)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.generating and len(_views(app, "assistant")) >= 3, timeout=30)
+        assert app.session._draft is None
+        replies = [v.text for v in _views(app, "assistant") if not v.has_class("greeting")]
+        assert replies == ["첫 답", "둘째 답"]
