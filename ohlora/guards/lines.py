@@ -50,7 +50,7 @@ CHUNK = 256  # lines embedded at a time on a first start
 _SKIP_TAGS = {"memory", "clock", "refusal"}
 
 
-def words_agree(message: set[str], asked: set[str]) -> bool:
+def words_agree(message: set[str], asked: frozenset[str]) -> bool:
     """Every content word of the written turn is in the message, and they are most of the message's
     (memory.lexical's morphemes)."""
     return bool(asked) and asked <= message and len(asked) >= MESSAGE_SHARE * len(message)
@@ -61,7 +61,7 @@ class Lines:
     asked: list[str]  # the written user turns
     replies: list[str]
     vectors: np.ndarray  # (n, d), unit rows
-    _terms: dict[int, set[str]] = field(default_factory=dict, repr=False)  # asked[i]'s words, on first need
+    terms: list[frozenset[str]] = field(default_factory=list, repr=False)  # asked[i]'s words (memory.lexical)
 
     def best(self, vec: np.ndarray, said: Sequence[str] = (), text: str | None = None,
              polite: bool | None = None) -> tuple[str, float] | None:
@@ -84,9 +84,8 @@ class Lines:
                 if text is None:
                     break
                 words = set(tokenize(text)) if words is None else words
-                if i not in self._terms:
-                    self._terms[i] = set(tokenize(self.asked[i]))
-                if not words_agree(words, self._terms[i]):
+                asked = self.terms[i] if i < len(self.terms) else frozenset(tokenize(self.asked[i]))
+                if not words_agree(words, asked):
                     continue
             if polite is None or clock.polite(self.asked[i]) == polite:
                 return self.replies[i], float(scores[i])
@@ -128,21 +127,22 @@ def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
         asked = {a for a, _ in rows}
         rows += [(a, r) for a, r in standalone_rows(f) if a not in asked]
     asked_all, replies = [a for a, _ in rows], [r for _, r in rows]
+    terms = [frozenset(tokenize(a)) for a in asked_all]  # here, in the loading thread: Kiwi loads off the chat's path
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     cached = cache_dir / f"lines-{digest}.npy"
     if cached.is_file():
         vectors = np.load(cached)
         if vectors.shape[0] == len(rows):
-            return Lines(asked_all, replies, vectors)
+            return Lines(asked_all, replies, vectors, terms)
     done: list[np.ndarray] = []
     for start in range(0, len(rows), CHUNK):
         done.append(embedder.encode(asked_all[start:start + CHUNK], kind="memory").astype(np.float32))
         if partial is not None and start + CHUNK < len(rows):
             n = start + CHUNK
-            partial(Lines(asked_all[:n], replies[:n], np.concatenate(done)))
+            partial(Lines(asked_all[:n], replies[:n], np.concatenate(done), terms[:n]))
     vectors = np.concatenate(done) if done else np.zeros((0, 1), np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(cached)  # a crash mid-write leaves no half file behind
-    return Lines(asked_all, replies, vectors)
+    return Lines(asked_all, replies, vectors, terms)
