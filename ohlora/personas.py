@@ -70,6 +70,12 @@ class Persona:
     adapter_gguf: str = "adapter.gguf"
     description: str = ""
     replies: Replies = field(default_factory=Replies)
+    aliases: tuple[str, ...] = ()  # other names users call the persona by ("로라", "토니", "Tony")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the persona is called by, its own first."""
+        return (self.name, *self.aliases)
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -110,7 +116,7 @@ def _want(data: dict, key: str, kind: type | tuple[type, ...], src: str, require
 
 _KNOWN = {
     "id", "name", "language", "system_prompt", "greeting", "base", "examples", "stop",
-    "generation", "adapter", "adapter_gguf", "description", "replies",
+    "generation", "adapter", "adapter_gguf", "description", "replies", "aliases",
 }
 
 
@@ -170,6 +176,9 @@ def parse_persona(path: Path) -> Persona:
         if not isinstance(value, list) or not value or not all(isinstance(x, str) and x.strip() for x in value):
             raise UserError(f"{src}: replies: field '{key}' must be a list of non-empty strings")
         lines[key] = tuple(x.strip() for x in value)
+    aliases = _want(data, "aliases", list, src, required=False, default=[])
+    if not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise UserError(f"{src}: field 'aliases' must be a list of non-empty strings")
     return Persona(
         id=pid,
         name=_want(data, "name", str, src),
@@ -185,6 +194,7 @@ def parse_persona(path: Path) -> Persona:
         adapter_gguf=_want(data, "adapter_gguf", str, src, required=False, default="adapter.gguf"),
         description=_want(data, "description", str, src, required=False, default=""),
         replies=Replies(**lines),
+        aliases=tuple(a.strip() for a in aliases),
     )
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ohlora.backends.base import APP_REPLIES
 from ohlora.guards import clock
-from ohlora.guards.lines import Lines, load_lines
+from ohlora.guards.lines import Lines, load_lines, without_names
 from ohlora.guards.safety import HEAD_FILE, SafetyHead
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Guards:
         self._head: SafetyHead | None = None
         self._embedder: Any = None
         self.error = ""  # why the safety check is off, if it failed to load
-        self._last_vector: tuple[str, Any] | None = None
+        self._vectors: dict[str, Any] = {}  # the last few messages' vectors
         self._ready = threading.Event()
         if embedder is None:
             self._ready.set()
@@ -97,16 +97,15 @@ class Guards:
         return self._safety and self._head is not None and self._embedder is not None
 
     def _vector(self, text: str) -> Any:
-        """The message's sentence vector; the last one is kept (a draft checked while the user
+        """The message's sentence vector; the last few are kept (a draft checked while the user
         typed is checked again when sent)."""
         self._ready.wait()
         if self._embedder is None:
             return None
-        last = self._last_vector
-        if last is not None and last[0] == text:
-            return last[1]
-        vec = self._embedder.encode([text], kind="memory")[0]
-        self._last_vector = (text, vec)
+        vec = self._vectors.get(text)
+        if vec is None:
+            vec = self._embedder.encode([text], kind="memory")[0]
+            self._vectors = {**dict(list(self._vectors.items())[-3:]), text: vec}
         return vec
 
     def verdict(self, text: str, vec: Any = None):
@@ -128,9 +127,12 @@ class Guards:
         if question is not None:
             return GuardReply(CLOCK, clock.answer(question, now), question.want)
         lines = self.lines(persona, wait=False)
-        # a persona with polite lines of its own answers in the user's register: only lines written in it
-        polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
-        found = lines.best(vec, said, text, polite) if lines is not None and vec is not None else None
+        found = None
+        asked = without_names(text, persona.names)
+        if lines is not None and vec is not None and asked:
+            # a persona with polite lines of its own answers in the user's register: only lines written in it
+            polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
+            found = lines.best(vec if asked == text.strip() else self._vector(asked), said, asked, polite)
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.3f}")
         return None
@@ -154,17 +156,19 @@ class Guards:
                 self._lines[key] = None
                 done = threading.Event()
                 self._loading[key] = done
-                threading.Thread(target=self._load_lines, args=(key, done), daemon=True, name="ohlora-lines").start()
+                threading.Thread(target=self._load_lines, args=(key, persona.names, done), daemon=True,
+                                 name="ohlora-lines").start()
         if wait:
             self._loading[key].wait()
         return self._lines.get(key)
 
-    def _load_lines(self, train_file: Path, done: threading.Event) -> None:
+    def _load_lines(self, train_file: Path, names: Sequence[str], done: threading.Event) -> None:
         try:
             def so_far(part: Lines) -> None:
                 self._lines[train_file] = part
 
-            self._lines[train_file] = load_lines(train_file, self._embedder, self._lines_cache, so_far)  # type: ignore[arg-type]
+            self._lines[train_file] = load_lines(train_file, self._embedder, self._lines_cache,  # type: ignore[arg-type]
+                                                 so_far, names)
         except Exception as exc:  # noqa: BLE001 - a broken file means no lines, never a failed chat
             self.error = f"written lines off for {train_file}: {exc}"
         finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -50,6 +51,28 @@ CHUNK = 256  # lines embedded at a time on a first start
 _SKIP_TAGS = {"memory", "clock", "refusal"}
 
 
+# a name the user calls the persona by, with what Korean hangs on it ("오로라야", "토니는", "로라 님")
+_AFTER_NAME = r"(?:\s?님|\s?씨|야|아|이|은|는|가|도|랑|한테|의)?"
+_SQUASH = re.compile(r"[\s\W_]+")
+_WORDS = re.compile(r"[가-힣A-Za-z0-9]")
+
+
+def without_names(text: str, names: Sequence[str]) -> str:
+    """`text` without the persona's names: every message is to the persona, so its name says
+    nothing about what is asked, and it made unlike messages close ("오로라 mbti 뭐야?" matched
+    "오로라 너 뭐 하고 있어?")."""
+    if not names:
+        return text.strip()
+    alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    out = re.sub(rf"(?<![\w가-힣])(?:{alt}){_AFTER_NAME}(?![\w가-힣])", " ", text, flags=re.I)
+    return re.sub(r"\s+([,.!?])", r"\1", re.sub(r"\s+", " ", out)).strip(" ,.~!")
+
+
+def squashed(text: str) -> str:
+    """`text` without spaces, punctuation and repeated letters ("ㅋㅋㅋㅋ" -> "ㅋ")."""
+    return re.sub(r"(.)\1+", r"\1", _SQUASH.sub("", text.lower()))
+
+
 def words_agree(message: set[str], asked: frozenset[str]) -> bool:
     """Every content word of the written turn is in the message, and they are most of the message's
     (memory.lexical's morphemes)."""
@@ -73,12 +96,15 @@ class Lines:
             return None
         scores = self.vectors @ vec.astype(np.float32)
         done = set(said)
+        # "ㅎㅇ", "ㅋㅋ", "헐": too little for a sentence vector to place ("ㅎㅇ" was next to "ㄹㅇ", "헐" to
+        # "흠"): the same text only
+        bare = squashed(text) if text is not None and (not _WORDS.search(text) or len(squashed(text)) <= 2) else None
         words: set[str] | None = None
         first: tuple[str, float] | None = None  # the closest, in either register
         for i in np.argsort(-scores):
             if scores[i] < NEAR or (first is not None and scores[i] < first[1] - REGISTER_MARGIN):
                 break
-            if self.replies[i] in done:
+            if self.replies[i] in done or (bare is not None and squashed(self.asked[i]) != bare):
                 continue
             if scores[i] < THRESHOLD:
                 if text is None:
@@ -114,21 +140,26 @@ def standalone_rows(path: Path) -> list[tuple[str, str]]:
 
 
 def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
-               partial: Callable[[Lines], None] | None = None) -> Lines:
+               partial: Callable[[Lines], None] | None = None, names: Sequence[str] = ()) -> Lines:
     """The persona's standalone lines (the LINES_FILE beside `train_file`, then `train_file`) and
     their vectors (from the cache when the files are unchanged). Computing them takes a while on
     a first start (~30 s for 2,000 lines on 2 cores): `partial` gets the lines done so far after
-    each CHUNK, the written first messages first, so the first messages of a chat can use them."""
+    each CHUNK, the written first messages first, so the first messages of a chat can use them.
+    The written turns are matched without the persona's `names` (without_names)."""
     files = [f for f in (train_file.with_name(LINES_FILE), train_file) if f.is_file()]
     if not files:
         return Lines([], [], np.zeros((0, 1), np.float32))
     rows: list[tuple[str, str]] = []
     for f in files:
         asked = {a for a, _ in rows}
-        rows += [(a, r) for a, r in standalone_rows(f) if a not in asked]
+        for a, r in standalone_rows(f):
+            a = without_names(a, names)
+            if a and a not in asked:
+                asked.add(a)
+                rows.append((a, r))
     asked_all, replies = [a for a, _ in rows], [r for _, r in rows]
     terms = [frozenset(tokenize(a)) for a in asked_all]  # here, in the loading thread: Kiwi loads off the chat's path
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files) + "\n".join(names).encode()).hexdigest()[:16]
     cached = cache_dir / f"lines-{digest}.npy"
     if cached.is_file():
         vectors = np.load(cached)

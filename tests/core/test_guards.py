@@ -368,3 +368,45 @@ def test_lines_are_usable_while_the_rest_are_computed(embedder, tmp_path, monkey
     seen.clear()
     assert lines_mod.load_lines(folder / "train.jsonl", embedder, tmp_path / "cache", partial=seen.append).asked == full.asked
     assert seen == []  # from the cache: nothing to wait for
+
+
+def test_the_persona_is_matched_without_its_name():
+    from ohlora.guards.lines import without_names
+
+    names = ("오로라", "로라", "Ohlora")
+    assert without_names("오로라 mbti 뭐야?", names) == "mbti 뭐야?"
+    assert without_names("오로라야 나 머리 자를까 말까", names) == "나 머리 자를까 말까"
+    assert without_names("로라 님 안녕하세요", names) == "안녕하세요"
+    assert without_names("hey ohlora, what's up", names) == "hey, what's up"
+    assert without_names("오로라!", names) == ""
+    assert without_names("토니식 농담 하나 해봐", ("토니",)) == "토니식 농담 하나 해봐"  # a word of its own
+
+
+def test_a_message_with_no_words_gets_only_a_line_written_for_the_same_text():
+    import numpy as np
+
+    from ohlora.guards.lines import Lines
+
+    lines = Lines(["ㄹㅇ", "ㅋㅋㅋ"], ["ㄹㅇ? 뭐가?", "왜 웃어 ㅋㅋ"], np.stack([_unit(1, 0), _unit(0.9, 0.44)]))
+    near = _unit(1, 0.01)
+    assert lines.best(near) == ("ㄹㅇ? 뭐가?", float(near @ _unit(1, 0)))  # no text given: the vector decides
+    assert lines.best(near, text="ㅎㅇ") is None  # "ㅎㅇ" is not "ㄹㅇ"
+    assert lines.best(near, text="ㅋㅋㅋㅋ")[0] == "왜 웃어 ㅋㅋ"  # the same laugh, longer
+
+
+def test_a_line_is_found_for_a_message_that_calls_the_persona_by_name(embedder, tmp_path):
+    import json
+
+    from ohlora.personas import load_persona
+
+    folder = tmp_path / "persona"
+    folder.mkdir()
+    rows = [("오로라 너 뭐 하고 있었어?", "누가 말 걸어 주길 기다렸지 ㅋㅋ"), ("너 MBTI 뭐야?", "ENFP 느낌이래!")]
+    (folder / "lines.jsonl").write_text("\n".join(json.dumps(
+        {"messages": [{"role": "user", "content": a}, {"role": "assistant", "content": r}]}, ensure_ascii=False)
+        for a, r in rows), encoding="utf-8")
+    persona = replace(load_persona("ohlora"), folder=folder)
+    g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
+    assert g.lines(persona).asked == ["너 뭐 하고 있었어?", "너 MBTI 뭐야?"]  # matched without the name
+    got = g.check("오로라 너 mbti 뭐야?", persona, NOW)
+    assert got is not None and got.text == "ENFP 느낌이래!"
