@@ -29,6 +29,11 @@ MAX_INPUT_CHARS = 100_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def _said(hist: list[dict]) -> list[str]:
+    """The persona's replies so far in `hist` (a written line is not said twice)."""
+    return [m["content"] for m in hist if m["role"] == "assistant"]
+
+
 def clean_input(text: str) -> str:
     """Drop control characters (keep newlines and tabs); refuse empty text."""
     text = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
@@ -206,8 +211,8 @@ class ChatSession:
         own = history is None
         hist = self.history if own else history
         now = datetime.now()
-        said = [m["content"] for m in hist if m["role"] == "assistant"]
-        self.last_guard = self.guards.check(text, self.shown_persona(), now, said) if self.guards and not prefix else None
+        self.last_guard = (self.guards.check(text, self.shown_persona(), now, _said(hist))
+                           if self.guards and not prefix else None)
         if self.last_guard is not None:
             yield from self._say_guarded(text, self.last_guard, now, own)
             return
@@ -257,12 +262,12 @@ class ChatSession:
         except Exception:  # noqa: BLE001 - not a message yet
             return
         now = datetime.now()
-        said = [m["content"] for m in self.history if m["role"] == "assistant"]
-        if self.guards is not None and self.guards.check(text, self.shown_persona(), now, said) is not None:
+        persona = self.shown_persona()
+        if self.guards is not None and self.guards.check(text, persona, now, _said(self.history)) is not None:
             return  # the app answers this one itself
         recalled = self.recall(text)
         self._draft = (text, len(self.history), recalled)
-        max_tokens = self.shown_persona().generation.max_tokens
+        max_tokens = persona.generation.max_tokens
         engine.warm(self._prompt(engine, text, self.history, now, max_tokens, recalled)[0].text)
 
     def warm_next(self) -> None:

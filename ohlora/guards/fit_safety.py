@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ohlora.guards.lines import LINES_FILE
 from ohlora.guards.safety import HEAD_FILE, LABELS, flagged, ngram_vectorizer
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,7 @@ _DECLINES = re.compile(r"도와\s?줄 수 없|도와\s?드릴 수 없|못 도와
 def training_rows() -> list[tuple[str, int]]:
     """(text, class) from the personas' rows and safety_train.jsonl."""
     rows: list[tuple[str, int]] = []
-    for path in sorted([*PERSONAS_DIR.glob("*/train.jsonl"), *PERSONAS_DIR.glob("*/lines.jsonl")]):
+    for path in sorted([*PERSONAS_DIR.glob("*/train.jsonl"), *PERSONAS_DIR.glob(f"*/{LINES_FILE}")]):
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue

@@ -100,7 +100,9 @@ class Lines:
         done = set(said)
         # "ㅎㅇ", "ㅋㅋ", "헐": too little for a sentence vector to place ("ㅎㅇ" was next to "ㄹㅇ", "헐" to
         # "흠"): the same text only
-        bare = squashed(text) if text is not None and (not _WORDS.search(text) or len(squashed(text)) <= 2) else None
+        bare = squashed(text) if text is not None else None
+        if bare is not None and _WORDS.search(text) and len(bare) > 2:
+            bare = None
         words: set[str] | None = None
         first: tuple[str, float] | None = None  # the closest, in either register
         for i in np.argsort(-scores):
