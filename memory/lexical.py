@@ -38,20 +38,25 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Content terms of `text`: Kiwi morphemes for Korean, stemmed lowercase words for the rest."""
-    terms: list[str] = []
+    return [form for form, _ in tagged(text)]
+
+
+def tagged(text: str) -> list[tuple[str, str]]:
+    """`tokenize`'s terms with their Kiwi tags (English words: "SL")."""
+    terms: list[tuple[str, str]] = []
     if re.search(r"[\uac00-\ud7a3]", text):
         for tok in _kiwi().tokenize(text):
             if tok.tag in _CONTENT_TAGS:
                 if tok.tag == "SL":
                     for w in _WORD.findall(tok.form.lower()):
                         if w not in _EN_STOP:
-                            terms.append(_stem(w))
+                            terms.append((_stem(w), "SL"))
                 elif tok.form not in _KO_STOP:
-                    terms.append(tok.form)
+                    terms.append((tok.form, tok.tag))
         return terms
     for w in _WORD.findall(text.lower()):
         if w not in _EN_STOP:
-            terms.append(_stem(w))
+            terms.append((_stem(w), "SL"))
     return terms
 
 

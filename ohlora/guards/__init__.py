@@ -49,7 +49,7 @@ NEUTRAL = {
 class GuardReply:
     kind: str  # CLOCK | SAFETY | LINE
     text: str
-    detail: str  # "harmful" / "crisis", what the clock question asked ("time", ...), a line's cosine
+    detail: str  # "harmful" / "crisis", what the clock question asked ("time", ...), p(a line fits), from the judge
 
 
 class Guards:
@@ -132,9 +132,9 @@ class Guards:
         if lines is not None and vec is not None and asked:
             # a persona with polite lines of its own answers in the user's register: only lines written in it
             polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
-            found = lines.best(vec if asked == text.strip() else self._vector(asked), said, asked, polite)
+            found = lines.best(vec if asked == text.strip() else self._vector(asked), asked, said, polite)
         if found is not None:
-            return GuardReply(LINE, found[0], f"{found[1]:.3f}")
+            return GuardReply(LINE, found[0], f"{found[1]:.2f}")
         return None
 
     def prefetch(self, persona: "Persona") -> None:

@@ -234,16 +234,15 @@ def test_only_standalone_exchanges_become_lines(tmp_path):
 def test_a_line_needs_a_close_match_and_is_not_said_twice():
     import numpy as np
 
-    from ohlora.guards.lines import THRESHOLD, Lines
+    from ohlora.guards.lines import Lines, default_judge
 
     vecs = np.eye(3, dtype=np.float32)
-    lines = Lines(["a", "b", "c"], ["A", "B", "C"], vecs)
-    near = np.array([0.95, 0.3, 0.0], np.float32)
-    near /= np.linalg.norm(near)
-    assert near[0] >= THRESHOLD and lines.best(near) == ("A", float(near[0]))
-    assert lines.best(near, said=["A"]) is None  # the next one is far
-    far = np.array([0.7, 0.7, 0.1], np.float32)
-    assert lines.best(far / np.linalg.norm(far)) is None
+    lines = Lines(["나 오늘 머리 잘랐어", "요즘 노래 뭐 들어?", "점심 뭐 먹지"], ["A", "B", "C"], vecs)
+    near = _unit(0.95, 0.3, 0.0)
+    reply, p = lines.best(near, "나 오늘 머리 잘랐다")
+    assert reply == "A" and p >= default_judge().accept
+    assert lines.best(near, "나 오늘 머리 잘랐다", said=["A"]) is None  # the next one is far
+    assert lines.best(_unit(0.7, 0.7, 0.1), "나 오늘 머리 잘랐다") is None  # below the judge's floor: not judged
 
 
 def test_a_message_like_a_written_one_gets_the_written_reply(embedder, tmp_path):
@@ -320,19 +319,22 @@ def _unit(*xs):
     return v / np.linalg.norm(v)
 
 
-def test_a_nearer_miss_is_said_only_when_the_words_agree():
+def test_the_judge_takes_a_paraphrase_and_leaves_what_asks_something_else():
+    """The cosine alone placed these the wrong way round: the paraphrase is further than the other ask."""
     import numpy as np
 
-    from ohlora.guards.lines import NEAR, THRESHOLD, Lines
+    from ohlora.guards.judge import Judge
+    from ohlora.guards.lines import Lines
 
-    lines = Lines(["초능력 하나 가질수 있으면 뭐할래?", "점심 먹었어"], ["순간이동!", "뭐 먹었어?"],
+    lines = Lines(["초능력 하나 가질수 있으면 뭐할래?", "나 오늘 머리 잘랐어"], ["순간이동!", "오 변신했네!"],
                   np.stack([_unit(1, 0, 0), _unit(0, 1, 0)]))
-    band = _unit(0.87, 0, 0.49)  # cosine 0.87 to the first
-    assert NEAR <= band[0] < THRESHOLD
-    assert lines.best(band) is None  # no text: close matches only
-    assert lines.best(band, text="초능력 하나 가질수 있으면 뭐 고를래") == ("순간이동!", float(band[0]))
-    other = _unit(0, 0.87, 0.49)
-    assert lines.best(other, text="점심 뭐먹지 추천좀") is None  # "추천" is left over: it asks for something else
+    paraphrase = _unit(0.87, 0, 0.49)  # cosine 0.87 to the first
+    assert lines.best(paraphrase, "초능력 하나 가질수 있으면 뭐 고를래")[0] == "순간이동!"
+    headache = _unit(0, 0.9, 0.44)  # cosine 0.9 to the haircut
+    assert lines.best(headache, "오늘 또 머리 깨질 것 같아") is None
+    strict = Judge()
+    strict.accept = 0.999
+    assert lines.best(paraphrase, "초능력 하나 가질수 있으면 뭐 고를래", judge=strict) is None
 
 
 def test_a_line_in_the_users_register_wins_when_nearly_as_close():
@@ -344,9 +346,9 @@ def test_a_line_in_the_users_register_wins_when_nearly_as_close():
                   ["제가 만들었어요.", "내가 만들었지.", "인생 음식이에요."],
                   np.stack([_unit(1, 0, 0), _unit(0.96, 0.28, 0), _unit(0, 0, 1)]))
     ask = _unit(1, 0.05, 0)
-    assert lines.best(ask, polite=True)[0] == "제가 만들었어요."
-    assert lines.best(ask, polite=False)[0] == "내가 만들었지."  # 0.97 against 0.998: within the margin
-    assert lines.best(_unit(0, 0, 1), polite=False)[0] == "인생 음식이에요."  # none in 반말: the close one
+    assert lines.best(ask, "자비스는 누가 만들었어요?", polite=True)[0] == "제가 만들었어요."
+    assert lines.best(ask, "자비스 누가 만들었어?", polite=False)[0] == "내가 만들었지."  # 0.97 against 0.998: both fit
+    assert lines.best(_unit(0, 0, 1), "치즈버거 좋아해?", polite=False)[0] == "인생 음식이에요."  # none in 반말: that one
 
 
 def test_lines_are_usable_while_the_rest_are_computed(embedder, tmp_path, monkeypatch):
@@ -389,9 +391,9 @@ def test_a_message_with_no_words_gets_only_a_line_written_for_the_same_text():
 
     lines = Lines(["ㄹㅇ", "ㅋㅋㅋ"], ["ㄹㅇ? 뭐가?", "왜 웃어 ㅋㅋ"], np.stack([_unit(1, 0), _unit(0.9, 0.44)]))
     near = _unit(1, 0.01)
-    assert lines.best(near) == ("ㄹㅇ? 뭐가?", float(near @ _unit(1, 0)))  # no text given: the vector decides
-    assert lines.best(near, text="ㅎㅇ") is None  # "ㅎㅇ" is not "ㄹㅇ"
-    assert lines.best(near, text="ㅋㅋㅋㅋ")[0] == "왜 웃어 ㅋㅋ"  # the same laugh, longer
+    assert lines.best(near, "ㄹㅇ")[0] == "ㄹㅇ? 뭐가?"
+    assert lines.best(near, "ㅎㅇ") is None  # "ㅎㅇ" is not "ㄹㅇ"
+    assert lines.best(near, "ㅋㅋㅋㅋ")[0] == "왜 웃어 ㅋㅋ"  # the same laugh, longer
 
 
 def test_a_line_is_found_for_a_message_that_calls_the_persona_by_name(embedder, tmp_path):
@@ -410,3 +412,36 @@ def test_a_line_is_found_for_a_message_that_calls_the_persona_by_name(embedder, 
     assert g.lines(persona).asked == ["너 뭐 하고 있었어?", "너 MBTI 뭐야?"]  # matched without the name
     got = g.check("오로라 너 mbti 뭐야?", persona, NOW)
     assert got is not None and got.text == "ENFP 느낌이래!"
+
+
+def test_the_saved_judge_gives_what_scikit_learn_fitted(tmp_path, monkeypatch):
+    import numpy as np
+
+    from ohlora.guards import fit_judge
+    from ohlora.guards.judge import Judge
+
+    rows = fit_judge.PAIRS_FILE.read_text(encoding="utf-8").splitlines()[:400]
+    small = tmp_path / "pairs.jsonl"
+    small.write_text("\n".join(rows), encoding="utf-8")
+    monkeypatch.setattr(fit_judge, "PAIRS_FILE", small)
+    x, y, _ = fit_judge.training_rows(small)
+    clf = fit_judge._fit(x, y, 30)
+    assert fit_judge.main(["--trees", "30", "--out", str(tmp_path / "j.npz")]) == 0
+    judge = Judge(tmp_path / "j.npz")
+    assert np.allclose(judge.p(x), clf.predict_proba(x)[:, 1], atol=1e-6)
+    assert 0 < judge.p(x).min() < judge.accept < judge.p(x).max() < 1
+
+
+def test_the_judge_is_not_fitted_on_held_out_prompts():
+    """bench/prompts/fresh3 and fresh4 are read blind to measure the lines: none may be a judged message."""
+    import json
+    from pathlib import Path
+
+    from ohlora.guards.fit_judge import PAIRS_FILE
+
+    root = Path(__file__).resolve().parents[2]
+    judged = {json.loads(line)["message"] for line in PAIRS_FILE.read_text(encoding="utf-8").splitlines()}
+    held = [json.loads(line)["prompt"] for d in ("fresh3", "fresh4") for path in (root / "bench/prompts" / d).glob("*.jsonl")
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(judged) > 2500 and len(held) == 240
+    assert not judged & set(held)
