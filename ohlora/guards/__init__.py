@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ohlora.backends.base import APP_REPLIES
 from ohlora.guards import clock
-from ohlora.guards.lines import Lines, load_lines, without_names
+from ohlora.guards.lines import Lines, asks_what_was_told, load_lines, without_names
 from ohlora.guards.safety import HEAD_FILE, SafetyHead
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class Guards:
         lines = self.lines(persona, wait=False)
         found = None
         asked = without_names(text, persona.names)
-        if lines is not None and vec is not None and asked:
+        if lines is not None and vec is not None and asked and not asks_what_was_told(asked):
             # a persona with polite lines of its own answers in the user's register: only lines written in it
             polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
             found = lines.best(vec if asked == text.strip() else self._vector(asked), asked, said, polite)

@@ -60,6 +60,24 @@ def without_names(text: str, names: Sequence[str]) -> str:
     return re.sub(r"\s+([,.!?])", r"\1", re.sub(r"\s+", " ", out)).strip(" ,.~!")
 
 
+# "우리 고양이 이름 뭐였지?", "어디라고 했더라", "나 뭐 좋아하는지 기억나?", "do you remember my dog's name":
+# the user asks for something they told; a written line cannot know it ("우리 고양이 이름 뭐였지?" got the
+# reply written for "우리 고양이 자랑해도 돼?"), the recalled memories in the model's prompt can
+_ASKS_TOLD = re.compile(
+    r"(뭐|뭘|무엇|어디|언제|누구|누가|몇|무슨|어떤|얼마|이름)\S*\s*(\S+\s+)?\S*(였|이었|었|았|했|랬|댔)(지|더라|던가|었나|나)\s*[?.~!ㅋㅎ]*$"
+    r"|(라고|다고|냐고|이라고)\s*(했|그랬|말했|얘기했)(지|더라|던가|었나|나|니|냐)\s*[?.~!ㅋㅎ]*$|(라고|다고)\s*했어\s*\?"
+    r"|기억\s*(나|해|하니|하지|하냐|하고|나니|돼)\S*\s*[?.~!ㅋㅎ]*$"
+    r"|내가\s*(말|얘기|애기)\s*(했|한)"
+    r"|\b(do|did) (you|u) remember\b|\bwhat did i (tell|say|mention)\b|\bdid i (tell|mention)\b|\bremind me what\b",
+    re.I,
+)
+
+
+def asks_what_was_told(text: str) -> bool:
+    """The message asks for something the user told earlier: no written line for it."""
+    return bool(_ASKS_TOLD.search(text.strip()))
+
+
 def squashed(text: str) -> str:
     """`text` without spaces, punctuation and repeated letters ("ㅋㅋㅋㅋ" -> "ㅋ")."""
     return re.sub(r"(.)\1+", r"\1", _SQUASH.sub("", text.lower()))

@@ -445,3 +445,31 @@ def test_the_judge_is_not_fitted_on_held_out_prompts():
             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(judged) > 2500 and len(held) == 240
     assert not judged & set(held)
+
+
+@pytest.mark.parametrize("text, asks", [
+    ("우리 고양이 이름 뭐였지?", True), ("나 요즘 새로 시작한 운동 뭐라고 했지?", True), ("아빠 생신 언제였지?", True),
+    ("나 뭐 좋아하는지 기억나?", True), ("내가 어디 산다고 했지?", True), ("do you remember my dog's name?", True),
+    ("팀장님이 나보고 일 잘한다고 했어ㅎㅎ", False), ("밥 먹었지?", False), ("나 고양이 키워, 이름은 치즈야", False),
+    ("기억력이 요즘 너무 안 좋아", False), ("거기 가면 뭐 먹을까?", False), ("what's your favorite movie", False),
+])
+def test_a_question_about_what_the_user_told_is_left_to_the_memory(text, asks):
+    from ohlora.guards.lines import asks_what_was_told
+
+    assert asks_what_was_told(text) is asks
+
+
+def test_no_written_line_answers_a_question_about_what_the_user_told(embedder, tmp_path):
+    import json
+
+    from ohlora.personas import load_persona
+
+    folder = tmp_path / "persona"
+    folder.mkdir()
+    row = {"messages": [{"role": "user", "content": "우리 고양이 이름 뭐게?"}, {"role": "assistant", "content": "음... 나비?"}]}
+    (folder / "train.jsonl").write_text(json.dumps(row, ensure_ascii=False), encoding="utf-8")
+    persona = replace(load_persona("ohlora"), folder=folder)
+    g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
+    g.lines(persona)
+    assert g.check("우리 고양이 이름 뭐게?", persona, NOW).text == "음... 나비?"
+    assert g.check("우리 고양이 이름 뭐였지?", persona, NOW) is None  # the memory knows; a line cannot
