@@ -37,7 +37,10 @@ from ohlora.guards.judge import Judge, Parts, features, parts
 # one for 809, 577 fitting ("요즘 왜케 외롭지.. 그냥 얘기 좀 하자" gets "요즘따라 왜케 외롭지"'s reply
 # at 0.87; "오늘 또 머리 깨질 것 같아" no longer gets the haircut's at 0.9).
 # Tony answers 존댓말 in 존댓말 and 반말 in 반말: of the lines the judge accepts, one written in the
-# user's register is taken first ("치즈버거 좋아해?" got "인생 음식이에요").
+# user's register is taken first ("치즈버거 좋아해?" got "인생 음식이에요"); besides the closest top_k, up
+# to REGISTER_EXTRA turns in the user's register within REGISTER_MARGIN of the closest are judged too.
+REGISTER_MARGIN = 0.06
+REGISTER_EXTRA = 2
 LINES_FILE = "lines.jsonl"  # next to train.jsonl
 CHUNK = 256  # lines embedded at a time on a first start
 _SKIP_TAGS = {"memory", "clock", "refusal"}
@@ -114,8 +117,9 @@ class Lines:
         if _WORDS.search(text) and len(bare) > 2:
             bare = None
         picked: list[int] = []
+        extra = 0  # turns in the user's register judged beyond the closest top_k
         for i in np.argsort(-scores):
-            if scores[i] < judge.floor or len(picked) == judge.top_k:
+            if scores[i] < judge.floor:
                 break
             if self.replies[i] in done:
                 continue
@@ -123,7 +127,13 @@ class Lines:
                 if squashed(self.asked[i]) == bare:
                     return self.replies[i], 1.0
                 continue
-            picked.append(int(i))
+            if len(picked) < judge.top_k:
+                picked.append(int(i))
+            elif polite is None or extra == REGISTER_EXTRA or scores[i] < scores[picked[0]] - REGISTER_MARGIN:
+                break
+            elif clock.polite(self.asked[i]) == polite:
+                picked.append(int(i))
+                extra += 1
         if not picked:
             return None
         message = parts(text)

@@ -349,6 +349,10 @@ def test_a_line_in_the_users_register_wins_when_nearly_as_close():
     assert lines.best(ask, "자비스는 누가 만들었어요?", polite=True)[0] == "제가 만들었어요."
     assert lines.best(ask, "자비스 누가 만들었어?", polite=False)[0] == "내가 만들었지."  # 0.97 against 0.998: both fit
     assert lines.best(_unit(0, 0, 1), "치즈버거 좋아해?", polite=False)[0] == "인생 음식이에요."  # none in 반말: that one
+    third = Lines(["자비스는 누가 만들었어요?", "자비스는 누가 만든 거예요?", "자비스 누가 만들었어?"],
+                  ["제가 만들었어요.", "제가요.", "내가 만들었지."],
+                  np.stack([_unit(1, 0, 0), _unit(0.99, 0.14, 0), _unit(0.96, 0.28, 0)]))
+    assert third.best(ask, "자비스 누가 만들었어?", polite=False)[0] == "내가 만들었지."  # third closest, in 반말
 
 
 def test_lines_are_usable_while_the_rest_are_computed(embedder, tmp_path, monkeypatch):
