@@ -191,15 +191,35 @@ def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
         vectors = np.load(cached)
         if vectors.shape[0] == len(rows):
             return Lines(asked_all, replies, vectors, judged)
+    # the chunks done so far are kept as they come: a chat closed before the end resumes from them
+    part_file = cache_dir / f"lines-{digest}.part.npy"
     done: list[np.ndarray] = []
-    for start in range(0, len(rows), CHUNK):
-        done.append(embedder.encode(asked_all[start:start + CHUNK], kind="memory").astype(np.float32))
-        if partial is not None and start + CHUNK < len(rows):
-            n = start + CHUNK
-            partial(Lines(asked_all[:n], replies[:n], np.concatenate(done), judged[:n]))
-    vectors = np.concatenate(done) if done else np.zeros((0, 1), np.float32)
+    if part_file.is_file():
+        try:
+            kept = np.load(part_file)
+            if kept.shape[0] % CHUNK == 0 and kept.shape[0] < len(rows):
+                done.append(kept.astype(np.float32))
+        except (OSError, ValueError):
+            pass  # a damaged file: start again
+    if done and partial is not None:
+        n = len(done[0])
+        partial(Lines(asked_all[:n], replies[:n], done[0], judged[:n]))
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(cached)  # a crash mid-write leaves no half file behind
+    for start in range(sum(len(d) for d in done), len(rows), CHUNK):
+        done.append(embedder.encode(asked_all[start:start + CHUNK], kind="memory").astype(np.float32))
+        n = start + CHUNK
+        if n < len(rows):
+            so_far = np.concatenate(done)
+            _save(part_file, so_far)
+            if partial is not None:
+                partial(Lines(asked_all[:n], replies[:n], so_far, judged[:n]))
+    vectors = np.concatenate(done) if done else np.zeros((0, 1), np.float32)
+    _save(cached, vectors)
+    part_file.unlink(missing_ok=True)
     return Lines(asked_all, replies, vectors, judged)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)  # a crash mid-write leaves no half file behind

@@ -376,6 +376,53 @@ def test_lines_are_usable_while_the_rest_are_computed(embedder, tmp_path, monkey
     assert seen == []  # from the cache: nothing to wait for
 
 
+
+def test_lines_closed_halfway_resume_from_the_chunks_done(embedder, tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from ohlora.guards import lines as lines_mod
+
+    monkeypatch.setattr(lines_mod, "CHUNK", 1)
+    folder = tmp_path / "p"
+    folder.mkdir()
+    rows = [("안녕", "안녕! 오늘 어땠어?"), ("비 온다", "우산 챙겼어?"), ("배고파", "뭐 먹을래?")]
+    (folder / "lines.jsonl").write_text("\n".join(json.dumps(
+        {"messages": [{"role": "user", "content": a}, {"role": "assistant", "content": r}]}, ensure_ascii=False)
+        for a, r in rows), encoding="utf-8")
+    cache = tmp_path / "cache"
+
+    class Closed(Exception):
+        pass
+
+    class ClosedAfterOne:  # the chat is closed while the second chunk is being embedded
+        calls = 0
+
+        def encode(self, texts, kind):
+            ClosedAfterOne.calls += 1
+            if ClosedAfterOne.calls == 2:
+                raise Closed
+            return embedder.encode(texts, kind=kind)
+
+    with pytest.raises(Closed):
+        lines_mod.load_lines(folder / "train.jsonl", ClosedAfterOne(), cache)
+    assert [p.name.endswith(".part.npy") for p in cache.iterdir()] == [True]
+    encoded = []
+
+    class Counting:
+        def encode(self, texts, kind):
+            encoded.extend(texts)
+            return embedder.encode(texts, kind=kind)
+
+    seen = []
+    full = lines_mod.load_lines(folder / "train.jsonl", Counting(), cache, partial=lambda l: seen.append(l.asked))
+    assert encoded == ["비 온다", "배고파"]  # "안녕" was kept
+    assert seen[0] == ["안녕"]  # usable at once
+    assert np.allclose(full.vectors, embedder.encode([a for a, _ in rows], kind="memory"), atol=1e-5)
+    assert [p.name.endswith(".part.npy") for p in cache.iterdir()] == [False]
+
+
 def test_the_persona_is_matched_without_its_name():
     from ohlora.guards.lines import without_names
 
