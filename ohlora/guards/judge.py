@@ -1,8 +1,8 @@
 """Whether a written line fits a message: small boosted trees on (message, written turn) features.
 
 A sentence vector places a message by topic, not by what it says about it: "오늘 또 머리 깨질 것
-같아" (a headache) sits at 0.9 from "나 머리 잘랐어" (a haircut), while "요즘 왜케 외롭지.. 그냥 얘기 좀
-하자" sits at 0.87 from "요즘따라 왜케 외롭지", whose reply fits it. The judge looks at the closest
+같아" (a headache) sits at 0.92 from "나 오늘 머리 잘랐어" (a haircut), while "요즘 왜케 외롭지.. 그냥 얘기 좀
+하자" sits at 0.89 from "요즘따라 왜케 외롭지", whose reply fits it. The judge looks at the closest
 written turns and scores each from the cosine and from how their words agree: content words, the
 predicates (verb and adjective stems) apart from the nouns, letter pairs (typos, spacing), length,
 question or not, negation. It was fitted (`python -m ohlora.guards.fit_judge`) on candidate pairs
