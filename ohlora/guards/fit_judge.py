@@ -85,12 +85,17 @@ def _arrays(clf) -> dict[str, np.ndarray]:
             "baseline": np.float64(np.ravel(clf._baseline_prediction)[0])}
 
 
-def _said(p: np.ndarray, y: np.ndarray, messages: list[str], accept: float) -> tuple[int, int]:
-    """(messages given a line, of them fitting): each message takes its likeliest pair if >= accept."""
+def _by_message(messages: list[str]) -> list[list[int]]:
+    """The rows of each message."""
     by: dict[str, list[int]] = defaultdict(list)
     for i, m in enumerate(messages):
         by[m].append(i)
-    picked = [max(idx, key=lambda i: p[i]) for idx in by.values()]
+    return list(by.values())
+
+
+def _said(p: np.ndarray, y: np.ndarray, messages: list[str], accept: float) -> tuple[int, int]:
+    """(messages given a line, of them fitting): each message takes its likeliest pair if >= accept."""
+    picked = [max(idx, key=lambda i: p[i]) for idx in _by_message(messages)]
     picked = [i for i in picked if p[i] >= accept]
     return len(picked), int(sum(y[i] for i in picked))
 
@@ -117,11 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         for accept in sorted({0.5, 0.6, 0.7, 0.8, args.accept}):
             n, right = _said(oof, y, messages, accept)
             print(f"accept {accept:.2f}: a line for {n} messages, fitting {right} ({right / max(n, 1):.3f})")
-        n = right = 0
-        for m in set(messages):  # the rule before the judge: the closest turn at cosine >= 0.9
-            i = next(i for i, mm in enumerate(messages) if mm == m and x[i, 1] == 0)
-            if x[i, 0] >= 0.9:
-                n, right = n + 1, right + int(y[i])
+        # the rule before the judge: the closest turn (no gap to the closest) at cosine >= 0.9
+        closest = [next(i for i in idx if x[i, 1] == 0) for idx in _by_message(messages)]
+        n, right = sum(x[i, 0] >= 0.9 for i in closest), sum(int(y[i]) for i in closest if x[i, 0] >= 0.9)
         print(f"cosine >= 0.9 alone: a line for {n} messages, fitting {right} ({right / max(n, 1):.3f})")
         return 0
     clf = _fit(x, y, args.trees)
