@@ -7,7 +7,9 @@ messages of safety_train.jsonl against each persona's lines; then the written us
 persona against the other's lines (less the few that are also a prompt of bench/prompts/fresh3 or
 fresh4, read blind to measure the lines). Each pair was labelled by a reader (a helper) who saw the message
 and the written reply, not the turn: does the reply fit the message as sent? (BLIND_READING's
-"sensible", the voice aside.) `cos` is the pair's cosine and `top` the message's closest turn's.
+"sensible", the voice aside.) `cos` is the pair's cosine and `top` the message's closest turn's;
+`cos_first` and `cos_second` the pair's cosines by each of the built-in vector's two encoders (e5, USE),
+filled in by this script, once, for rows that lack them.
 Out of fold (folds by message, --kfold 5): AUC .83 (the cosine alone .78); at accept 0.5 a line for
 809 messages, 577 fitting (.71), where cosine >= 0.9 said one for 528, 379 fitting (.72).
 
@@ -25,13 +27,36 @@ from pathlib import Path
 
 import numpy as np
 
-from ohlora.guards.judge import FEATURES, JUDGE_FILE, features, parts
+from ohlora.guards.judge import FEATURES, JUDGE_FILE, features, parts, split_cosines
 from ohlora.guards.lines import without_names
 
 PAIRS_FILE = Path(__file__).with_name("judge_pairs.jsonl")
 # a line said at p 0.5-0.6 fitted about half the time out of fold (111 of 208), the model's own replies
 # about one time in thirty (blind readings): so from 0.5, where the lines said fit as often as the old rule's
 ACCEPT, FLOOR, TOP_K = 0.5, 0.78, 2
+SPLIT = 384  # the built-in vector: multilingual-e5-small's 384 dimensions, then USE's 512
+
+
+def add_split_cosines(path: Path) -> None:
+    """Fill in `cos_first` / `cos_second` (split_cosines of the built-in vectors of the message, less the
+    persona's names, and of the turn) where a row lacks them, and write the file back."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    todo = [r for r in rows if "cos_second" not in r]
+    if not todo:
+        return
+    from ohlora.personas import load_persona
+    from ohlora.registry import make_embedder
+
+    names = {pid: load_persona(pid).names for pid in {r["persona"] for r in todo}}
+    emb = make_embedder("")
+    split = emb.parts[0].dim
+    texts = sorted({without_names(r["message"], names[r["persona"]]) for r in todo} | {r["turn"] for r in todo})
+    print(f"embedding {len(texts)} texts for the split cosines", flush=True)
+    vec = dict(zip(texts, emb.encode(texts, kind="memory")))
+    for r in todo:
+        first, second = split_cosines(vec[r["turn"]], vec[without_names(r["message"], names[r["persona"]])], split)[0]
+        r["cos_first"], r["cos_second"] = round(float(first), 4), round(float(second), 4)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 def training_rows(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -52,7 +77,8 @@ def training_rows(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if row["persona"] not in names:
             names[row["persona"]] = load_persona(row["persona"]).names
         message = without_names(row["message"], names[row["persona"]])
-        xs.append(features(part(message), part(row["turn"]), row["cos"], row["top"]))
+        xs.append(features(part(message), part(row["turn"]), part(row["reply"]), row["cos"], row["top"],
+                           row["cos_first"], row["cos_second"]))
         ys.append(int(row["fits"]))
         messages.append(row["persona"] + "\t" + row["message"])
     return np.stack(xs), np.array(ys), messages
@@ -109,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=JUDGE_FILE)
     args = ap.parse_args(argv)
 
+    add_split_cosines(PAIRS_FILE)
     x, y, messages = training_rows(PAIRS_FILE)
     print(f"{len(y)} pairs, {int(y.sum())} fitting, {len(set(messages))} messages", flush=True)
     if args.kfold:
@@ -119,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         for tr, te in GroupKFold(args.kfold).split(x, y, messages):
             oof[te] = _fit(x[tr], y[tr], args.trees).predict_proba(x[te])[:, 1]
         print(f"AUC: judge {roc_auc_score(y, oof):.3f}, cosine alone {roc_auc_score(y, x[:, 0]):.3f}")
-        for accept in sorted({0.5, 0.6, 0.7, 0.8, args.accept}):
+        for accept in sorted({0.3, 0.4, 0.5, 0.6, 0.7, args.accept}):
             n, right = _said(oof, y, messages, accept)
             print(f"accept {accept:.2f}: a line for {n} messages, fitting {right} ({right / max(n, 1):.3f})")
         # the rule before the judge: the closest turn (no gap to the closest) at cosine >= 0.9
@@ -129,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     clf = _fit(x, y, args.trees)
     np.savez_compressed(args.out, features=np.array(FEATURES), accept=np.float32(args.accept), floor=np.float32(FLOOR),
-                        top_k=np.int32(TOP_K), **_arrays(clf))
+                        top_k=np.int32(TOP_K), split=np.int32(SPLIT), **_arrays(clf))
     from ohlora.guards.judge import Judge
 
     got = Judge(args.out).p(x)

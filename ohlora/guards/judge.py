@@ -5,7 +5,9 @@ A sentence vector places a message by topic, not by what it says about it: "오�
 하자" sits at 0.89 from "요즘따라 왜케 외롭지", whose reply fits it. The judge looks at the closest
 written turns and scores each from the cosine and from how their words agree: content words, the
 predicates (verb and adjective stems) apart from the nouns, letter pairs (typos, spacing), length,
-question or not, negation. It was fitted (`python -m ohlora.guards.fit_judge`) on candidate pairs
+question or not, negation; the two encoders' cosines apart (the built-in vector is multilingual-e5's
+and USE's side by side); and whether the written reply takes up the message's words or only the
+turn's (a reply about "머리 스타일" to a headache). It was fitted (`python -m ohlora.guards.fit_judge`) on candidate pairs
 that readers labelled "the written reply fits this message" or not (`judge_pairs.jsonl`).
 """
 
@@ -31,7 +33,8 @@ FEATURES = (
     "cos", "gap", "turn_words_in_message", "message_words_in_turn", "predicates_agree",
     "message_predicates_missing", "turn_predicates_missing", "nouns_agree", "message_nouns_missing",
     "turn_nouns_missing", "letter_pairs", "length_ratio", "message_length", "question_differs",
-    "negation_differs", "cos_x_words",
+    "negation_differs", "cos_x_words", "cos_first", "cos_second", "message_words_in_reply",
+    "reply_words_vs_turn", "reply_nouns_of_turn_only",
 )
 
 
@@ -66,8 +69,11 @@ def _share(part: frozenset[str], whole: frozenset[str]) -> float:
     return len(part & whole) / len(part) if part else 1.0
 
 
-def features(message: Parts, turn: Parts, cos: float, top: float) -> np.ndarray:
-    """The judge's inputs for one (message, written turn) pair; `top` is the closest turn's cosine."""
+def features(message: Parts, turn: Parts, reply: Parts, cos: float, top: float,
+             cos_first: float, cos_second: float) -> np.ndarray:
+    """The judge's inputs for one (message, written turn with its `reply`) pair; `top` is the closest
+    turn's cosine, `cos_first` and `cos_second` the pair's cosines by each encoder of the built-in
+    vector (`split_cosines`)."""
     words = _share(turn.terms, message.terms)
     return np.array([
         cos,
@@ -86,7 +92,26 @@ def features(message: Parts, turn: Parts, cos: float, top: float) -> np.ndarray:
         float(message.question != turn.question),
         float(message.negated != turn.negated),
         cos * words,
+        cos_first,
+        cos_second,
+        _share(message.terms, reply.terms),
+        _share(message.terms, reply.terms) - _share(turn.terms, reply.terms),
+        min(len((reply.nouns & turn.nouns) - message.nouns), 3),
     ], dtype=np.float32)
+
+
+def split_cosines(rows: np.ndarray, vec: np.ndarray, split: int) -> np.ndarray:
+    """(n, 2): the cosines of `rows` to `vec` over dimensions [:split] and [split:], each encoder's own
+    in the built-in vector (FusedEmbedder: e5's 384 then USE's 512); both the whole cosine when the
+    vectors are not split that way (another embedder, the tests' small vectors)."""
+    rows = np.atleast_2d(rows)
+    if split <= 0 or rows.shape[1] <= split:
+        whole = rows @ vec
+        return np.stack([whole, whole], axis=1)
+    out = []
+    for a, b in ((rows[:, :split], vec[:split]), (rows[:, split:], vec[split:])):
+        out.append((a @ b) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b), 1e-12))
+    return np.stack(out, axis=1)
 
 
 class Judge:
@@ -105,6 +130,7 @@ class Judge:
         self.accept = float(data["accept"])
         self.floor = float(data["floor"])  # candidates below this cosine are not judged
         self.top_k = int(data["top_k"])
+        self.split = int(data["split"])  # where the built-in vector's second encoder starts
 
     def p(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for rows of `features`."""

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ohlora.guards import clock
-from ohlora.guards.judge import Judge, Parts, features, parts
+from ohlora.guards.judge import Judge, Parts, features, parts, split_cosines
 
 # Which written line, if any, is said is the judge's call (judge.py): the closest TOP_K written turns
 # at cosine >= its floor (0.78) are scored, the likeliest to fit is said when p >= its `accept` (0.5).
@@ -97,9 +97,15 @@ class Lines:
     replies: list[str]
     vectors: np.ndarray  # (n, d), unit rows
     parts: list[Parts] = field(default_factory=list, repr=False)  # what the judge reads of asked[i]
+    _reply_parts: dict[int, Parts] = field(default_factory=dict, repr=False)  # read when first judged
 
     def _parts(self, i: int) -> Parts:
         return self.parts[i] if i < len(self.parts) else parts(self.asked[i])
+
+    def _reply(self, i: int) -> Parts:
+        if i not in self._reply_parts:
+            self._reply_parts[i] = parts(self.replies[i])
+        return self._reply_parts[i]
 
     def best(self, vec: np.ndarray, text: str, said: Sequence[str] = (), polite: bool | None = None,
              judge: Judge | None = None) -> tuple[str, float] | None:
@@ -138,7 +144,9 @@ class Lines:
             return None
         message = parts(text)
         top = float(scores[picked[0]])
-        p = judge.p(np.stack([features(message, self._parts(i), float(scores[i]), top) for i in picked]))
+        each = split_cosines(self.vectors[picked], vec.astype(np.float32), judge.split)
+        p = judge.p(np.stack([features(message, self._parts(i), self._reply(i), float(scores[i]), top, *each[k])
+                              for k, i in enumerate(picked)]))
         fits = sorted((k for k in range(len(picked)) if p[k] >= judge.accept), key=lambda k: -p[k])
         if polite is not None:
             fits = sorted(fits, key=lambda k: clock.polite(self.asked[picked[k]]) != polite)  # stable: by p within
