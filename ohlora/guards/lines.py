@@ -96,16 +96,13 @@ class Lines:
     asked: list[str]  # the written user turns
     replies: list[str]
     vectors: np.ndarray  # (n, d), unit rows
-    parts: list[Parts] = field(default_factory=list, repr=False)  # what the judge reads of asked[i]
-    _reply_parts: dict[int, Parts] = field(default_factory=dict, repr=False)  # read when first judged
+    # what the judge reads of asked[i] and replies[i], read when first judged (~2 ms each)
+    _parts: dict[tuple[int, bool], Parts] = field(default_factory=dict, repr=False)
 
-    def _parts(self, i: int) -> Parts:
-        return self.parts[i] if i < len(self.parts) else parts(self.asked[i])
-
-    def _reply(self, i: int) -> Parts:
-        if i not in self._reply_parts:
-            self._reply_parts[i] = parts(self.replies[i])
-        return self._reply_parts[i]
+    def _read(self, i: int, reply: bool = False) -> Parts:
+        if (i, reply) not in self._parts:
+            self._parts[i, reply] = parts(self.replies[i] if reply else self.asked[i])
+        return self._parts[i, reply]
 
     def best(self, vec: np.ndarray, text: str, said: Sequence[str] = (), polite: bool | None = None,
              judge: Judge | None = None) -> tuple[str, float] | None:
@@ -145,7 +142,7 @@ class Lines:
         message = parts(text)
         top = float(scores[picked[0]])
         each = split_cosines(self.vectors[picked], vec.astype(np.float32), judge.split)
-        p = judge.p(np.stack([features(message, self._parts(i), self._reply(i), float(scores[i]), top, *each[k])
+        p = judge.p(np.stack([features(message, self._read(i), self._read(i, reply=True), float(scores[i]), top, *each[k])
                               for k, i in enumerate(picked)]))
         fits = sorted((k for k in range(len(picked)) if p[k] >= judge.accept), key=lambda k: -p[k])
         if polite is not None:
@@ -178,7 +175,8 @@ def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
     """The persona's standalone lines (the LINES_FILE beside `train_file`, then `train_file`) and
     their vectors (from the cache when the files are unchanged). Computing them takes a while on
     a first start (~30 s for 2,000 lines on 2 cores): `partial` gets the lines done so far after
-    each CHUNK, the written first messages first, so the first messages of a chat can use them.
+    each CHUNK, the shortest written turns first ("ㅎㅇ", "안녕 처음 왔어": what a new user opens with),
+    so the first messages of a chat can use them.
     The written turns are matched without the persona's `names` (without_names)."""
     files = [f for f in (train_file.with_name(LINES_FILE), train_file) if f.is_file()]
     if not files:
@@ -191,14 +189,15 @@ def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
             if a and a not in asked:
                 asked.add(a)
                 rows.append((a, r))
+    rows.sort(key=lambda row: len(row[0]))  # stable: the lines file's rows before train.jsonl's of a length
     asked_all, replies = [a for a, _ in rows], [r for _, r in rows]
-    judged = [parts(a) for a in asked_all]  # here, in the loading thread: Kiwi loads off the chat's path
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files) + "\n".join(names).encode()).hexdigest()[:16]
+    parts("워밍업")  # Kiwi loads here, in the loading thread, not on the chat's path
+    digest = hashlib.sha256(b"by length\n" + b"".join(f.read_bytes() for f in files) + "\n".join(names).encode()).hexdigest()[:16]
     cached = cache_dir / f"lines-{digest}.npy"
     if cached.is_file():
         vectors = np.load(cached)
         if vectors.shape[0] == len(rows):
-            return Lines(asked_all, replies, vectors, judged)
+            return Lines(asked_all, replies, vectors)
     # the chunks done so far are kept as they come: a chat closed before the end resumes from them
     part_file = cache_dir / f"lines-{digest}.part.npy"
     done: list[np.ndarray] = []
@@ -211,7 +210,7 @@ def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
             pass  # a damaged file: start again
     if done and partial is not None:
         n = len(done[0])
-        partial(Lines(asked_all[:n], replies[:n], done[0], judged[:n]))
+        partial(Lines(asked_all[:n], replies[:n], done[0]))
     cache_dir.mkdir(parents=True, exist_ok=True)
     for start in range(sum(len(d) for d in done), len(rows), CHUNK):
         done.append(embedder.encode(asked_all[start:start + CHUNK], kind="memory").astype(np.float32))
@@ -220,11 +219,11 @@ def load_lines(train_file: Path, embedder: Any, cache_dir: Path,
             so_far = np.concatenate(done)
             _save(part_file, so_far)
             if partial is not None:
-                partial(Lines(asked_all[:n], replies[:n], so_far, judged[:n]))
+                partial(Lines(asked_all[:n], replies[:n], so_far))
     vectors = np.concatenate(done) if done else np.zeros((0, 1), np.float32)
     _save(cached, vectors)
     part_file.unlink(missing_ok=True)
-    return Lines(asked_all, replies, vectors, judged)
+    return Lines(asked_all, replies, vectors)
 
 
 def _save(path: Path, array: np.ndarray) -> None:

@@ -369,8 +369,8 @@ def test_lines_are_usable_while_the_rest_are_computed(embedder, tmp_path, monkey
     (folder / "lines.jsonl").write_text(row("안녕", "안녕! 오늘 어땠어?"), encoding="utf-8")
     seen = []
     full = lines_mod.load_lines(folder / "train.jsonl", embedder, tmp_path / "cache", partial=lambda l: seen.append(l.asked))
-    assert seen == [["안녕"], ["안녕", "비 온다"]]  # the written first messages first
-    assert full.asked == ["안녕", "비 온다", "배고파"] and full.vectors.shape[0] == 3
+    assert seen == [["안녕"], ["안녕", "배고파"]]  # the shortest first: what a new user opens with
+    assert full.asked == ["안녕", "배고파", "비 온다"] and full.vectors.shape[0] == 3
     seen.clear()
     assert lines_mod.load_lines(folder / "train.jsonl", embedder, tmp_path / "cache", partial=seen.append).asked == full.asked
     assert seen == []  # from the cache: nothing to wait for
@@ -417,7 +417,7 @@ def test_lines_closed_halfway_resume_from_the_chunks_done(embedder, tmp_path, mo
 
     seen = []
     full = lines_mod.load_lines(folder / "train.jsonl", Counting(), cache, partial=lambda l: seen.append(l.asked))
-    assert encoded == ["비 온다", "배고파"]  # "안녕" was kept
+    assert encoded == ["배고파", "비 온다"]  # "안녕" was kept
     assert seen[0] == ["안녕"]  # usable at once
     assert np.allclose(full.vectors, embedder.encode([a for a, _ in rows], kind="memory"), atol=1e-5)
     assert [p.name.endswith(".part.npy") for p in cache.iterdir()] == [False]
@@ -460,7 +460,7 @@ def test_a_line_is_found_for_a_message_that_calls_the_persona_by_name(embedder, 
         for a, r in rows), encoding="utf-8")
     persona = replace(load_persona("ohlora"), folder=folder)
     g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
-    assert g.lines(persona).asked == ["너 뭐 하고 있었어?", "너 MBTI 뭐야?"]  # matched without the name
+    assert g.lines(persona).asked == ["너 MBTI 뭐야?", "너 뭐 하고 있었어?"]  # matched without the name
     got = g.check("오로라 너 mbti 뭐야?", persona, NOW)
     assert got is not None and got.text == "ENFP 느낌이래!"
 
