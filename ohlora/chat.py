@@ -211,16 +211,17 @@ class ChatSession:
         own = history is None
         hist = self.history if own else history
         now = datetime.now()
-        self.last_guard = (self.guards.check(text, self.shown_persona(), now, _said(hist))
+        drafted = self._draft if own and self._draft is not None and self._draft[:2] == (text, len(hist)) else None
+        self._draft = None
+        recalled = drafted[2] if drafted is not None else self.recall(text)
+        self.last_guard = (self.guards.check(text, self.shown_persona(), now, _said(hist), recalled=bool(recalled))
                            if self.guards and not prefix else None)
         if self.last_guard is not None:
             yield from self._say_guarded(text, self.last_guard, now, own)
             return
         template = self._base_and_template()[1]  # before loading: a model without one fails fast
         engine = self.engine()
-        drafted = self._draft if own and self._draft is not None and self._draft[:2] == (text, len(hist)) else None
-        self._draft = None
-        self.last_recalled = drafted[2] if drafted is not None else self.recall(text)
+        self.last_recalled = recalled
         persona = self.shown_persona()
         gen = generation or persona.generation
         prompt, self.last_lore = self._prompt(engine, text, hist, now, gen.max_tokens + engine.count_tokens(prefix)
@@ -263,9 +264,10 @@ class ChatSession:
             return
         now = datetime.now()
         persona = self.shown_persona()
-        if self.guards is not None and self.guards.check(text, persona, now, _said(self.history)) is not None:
-            return  # the app answers this one itself
         recalled = self.recall(text)
+        if (self.guards is not None
+                and self.guards.check(text, persona, now, _said(self.history), recalled=bool(recalled)) is not None):
+            return  # the app answers this one itself
         self._draft = (text, len(self.history), recalled)
         max_tokens = persona.generation.max_tokens
         engine.warm(self._prompt(engine, text, self.history, now, max_tokens, recalled)[0].text)

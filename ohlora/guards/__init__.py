@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ohlora.backends.base import APP_REPLIES
 from ohlora.guards import clock
-from ohlora.guards.lines import Lines, asks_what_was_told, load_lines, without_names
+from ohlora.guards.lines import ACCEPT_ALONE, Lines, asks_what_was_told, load_lines, without_names
 from ohlora.guards.safety import HEAD_FILE, SafetyHead
 
 if TYPE_CHECKING:
@@ -115,9 +115,12 @@ class Guards:
         vec = self._vector(text) if vec is None else vec
         return self._head.verdict(vec, text) if vec.shape[0] == self._head.dim else None  # type: ignore[union-attr]
 
-    def check(self, text: str, persona: "Persona", now: datetime, said: Sequence[str] = ()) -> GuardReply | None:
+    def check(self, text: str, persona: "Persona", now: datetime, said: Sequence[str] = (),
+              recalled: bool = False) -> GuardReply | None:
         """Safety first, then the clock, then the persona's written lines; None: the model answers.
-        `said`: the persona's replies so far in this conversation (a line is not repeated)."""
+        `said`: the persona's replies so far in this conversation (a line is not repeated);
+        `recalled`: memories were recalled for the message (a line then needs the judge's own accept,
+        not ACCEPT_ALONE)."""
         vec = self._vector(text) if (self._safety or self._lines_cache) else None
         verdict = self.verdict(text, vec)
         if verdict is not None and verdict.label != "ordinary":
@@ -132,7 +135,8 @@ class Guards:
         if lines is not None and vec is not None and asked and not asks_what_was_told(asked):
             # a persona with polite lines of its own answers in the user's register: only lines written in it
             polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
-            found = lines.best(vec if asked == text.strip() else self._vector(asked), asked, said, polite)
+            found = lines.best(vec if asked == text.strip() else self._vector(asked), asked, said, polite,
+                               accept=None if recalled else ACCEPT_ALONE)
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.2f}")
         return None

@@ -39,6 +39,12 @@ from ohlora.guards.judge import Judge, Parts, features, parts, split_cosines
 # Tony answers 존댓말 in 존댓말 and 반말 in 반말: of the lines the judge accepts, one written in the
 # user's register is taken first ("치즈버거 좋아해?" got "인생 음식이에요"); besides the closest top_k, up
 # to REGISTER_EXTRA turns in the user's register within REGISTER_MARGIN of the closest are judged too.
+# When the model's prompt would hold no memory recalled for the message, the model has nothing a
+# written line lacks, and a line is said from p >= ACCEPT_ALONE: read blind (2026-12-07, the dev prompt
+# sets, one reader, shuffled), the lines at p 0.3-0.5 made sense 47 times in 88 (0.3-0.4: 23 of 47,
+# 0.4-0.5: 24 of 41), the model's replies to the same messages 2 times in 88. With a recalled memory
+# (it may hold what the message needs: "뭐 챙겨가면 좋을까?" after "다음 주에 부산 가"), the judge's own 0.5.
+ACCEPT_ALONE = 0.3
 REGISTER_MARGIN = 0.06
 REGISTER_EXTRA = 2
 LINES_FILE = "lines.jsonl"  # next to train.jsonl
@@ -105,13 +111,15 @@ class Lines:
         return self._parts[i, reply]
 
     def best(self, vec: np.ndarray, text: str, said: Sequence[str] = (), polite: bool | None = None,
-             judge: Judge | None = None) -> tuple[str, float] | None:
+             judge: Judge | None = None, accept: float | None = None) -> tuple[str, float] | None:
         """(reply, p) of the written turn the judge finds likeliest to fit `text` (whose vector is
-        `vec`), when p >= judge.accept; not one already said. With `polite` (the user's register,
-        for a persona that answers in it), an accepted turn in that register is taken first."""
+        `vec`), when p >= `accept` (the judge's own by default); not one already said. With `polite`
+        (the user's register, for a persona that answers in it), an accepted turn in that register
+        is taken first."""
         if not self.replies:
             return None
         judge = judge or default_judge()
+        accept = judge.accept if accept is None else accept
         scores = self.vectors @ vec.astype(np.float32)
         done = set(said)
         # "ㅎㅇ", "ㅋㅋ", "헐": too little for a sentence vector to place ("ㅎㅇ" was next to "ㄹㅇ", "헐" to
@@ -144,7 +152,7 @@ class Lines:
         each = split_cosines(self.vectors[picked], vec.astype(np.float32), judge.split)
         p = judge.p(np.stack([features(message, self._read(i), self._read(i, reply=True), float(scores[i]), top, *each[k])
                               for k, i in enumerate(picked)]))
-        fits = sorted((k for k in range(len(picked)) if p[k] >= judge.accept), key=lambda k: -p[k])
+        fits = sorted((k for k in range(len(picked)) if p[k] >= accept), key=lambda k: -p[k])
         if polite is not None:
             fits = sorted(fits, key=lambda k: clock.polite(self.asked[picked[k]]) != polite)  # stable: by p within
         return (self.replies[picked[fits[0]]], float(p[fits[0]])) if fits else None

@@ -465,6 +465,31 @@ def test_a_line_is_found_for_a_message_that_calls_the_persona_by_name(embedder, 
     assert got is not None and got.text == "ENFP 느낌이래!"
 
 
+def test_a_line_needs_the_judges_own_accept_when_memories_were_recalled(embedder, tmp_path, monkeypatch):
+    """Nothing recalled: a line from ACCEPT_ALONE (the model's prompt knows nothing a line does not);
+    recalled memories may hold what the message needs, so the judge's own, higher accept."""
+    import json
+
+    from ohlora.guards.lines import ACCEPT_ALONE, default_judge
+    from ohlora.personas import load_persona
+
+    folder = tmp_path / "persona"
+    folder.mkdir()
+    (folder / "lines.jsonl").write_text(json.dumps({"messages": [
+        {"role": "user", "content": "주말에 부산 가는데 뭐 챙길까?"}, {"role": "assistant", "content": "편한 신발!"}]},
+        ensure_ascii=False), encoding="utf-8")
+    persona = replace(load_persona("ohlora"), folder=folder)
+    g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
+    g.lines(persona)
+    alone = g.check("주말에 부산 가는데 뭐 챙기지?", persona, NOW)
+    assert alone is not None and alone.text == "편한 신발!"
+    p = float(alone.detail)
+    assert p >= ACCEPT_ALONE
+    monkeypatch.setattr(default_judge(), "accept", p + 0.01)  # the judge's own accept just above this line's p (shown to 0.01)
+    assert g.check("주말에 부산 가는데 뭐 챙기지?", persona, NOW, recalled=True) is None
+    assert g.check("주말에 부산 가는데 뭐 챙기지?", persona, NOW, recalled=False).text == "편한 신발!"
+
+
 def test_the_saved_judge_gives_what_scikit_learn_fitted(tmp_path, monkeypatch):
     import numpy as np
 
