@@ -199,9 +199,22 @@ def _unit(word: str) -> str:
     return "hour" if "시간" in word or word.lower() == "hours" else "minute" if "분" in word or word.lower() == "minutes" else "day"
 
 
+# a sentence of the message in 존댓말: 요 or 죠 at its end, or a polite ending before more words
+# ("어떻게 해요 진짜 궁금함", "많아요? ㅋㅋ", "하세요 토니 씨"); 습니다/ㅂ니까 anywhere (formal_ending)
+_POLITE_END = re.compile(r"(요|죠)\s*[?.!~ㅠㅜㅋㅎ^;]*\s*$|(요|죠)\s*[?.!~]+|[아어여해에예세까나네데게래지걸군대워와봐줘돼]요\s")
+_NIDA = re.compile(r"([가-힣])니(?:다|까)")
+
+
+def _formal_ending(text: str) -> bool:
+    """습니다, 입니다, 합니까: 니다/니까 after a syllable ending in ㅂ (not 아니다, 그러니까)."""
+    return any((ord(m.group(1)) - 0xAC00) % 28 == 17 for m in _NIDA.finditer(text))
+
+
 def polite(text: str) -> bool:
-    """The message ends in 존댓말 (요, 니까, 세요, 죠)."""
-    return bool(re.search(r"(요|니까|습니까|세요|죠)\s*[?.!~ㅠㅜ]*\s*$", text.strip()))
+    """The message is in 존댓말: one of its sentences ends in 요/죠 or 습니다/ㅂ니까, also when a 반말
+    afterthought follows ("전기차 배터리 왜 이렇게 빨리 닳아요? 어제 30% 빠짐")."""
+    t = text.strip()
+    return bool(_POLITE_END.search(t)) or _formal_ending(t)
 
 
 def _ko_day(text: str, today: date | None = None) -> tuple[int, str] | None:

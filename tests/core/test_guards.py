@@ -550,3 +550,15 @@ def test_no_written_line_answers_a_question_about_what_the_user_told(embedder, t
     g.lines(persona)
     assert g.check("우리 고양이 이름 뭐게?", persona, NOW).text == "음... 나비?"
     assert g.check("우리 고양이 이름 뭐였지?", persona, NOW) is None  # the memory knows; a line cannot
+
+
+def test_the_users_register_is_read_from_any_sentence():
+    from ohlora.guards.clock import polite
+
+    for text in ("전기차 배터리 겨울에 왜 이렇게 빨리 닳아요? 어제 주행거리 30% 빠짐", "당신 돈 얼마나 많아요? ㅋㅋ",
+                 "수트 입으면 화장실은 어떻게 해요 진짜 궁금함", "안녕하세요 토니 씨 처음 뵙겠습니다", "자비스는 누가 만들었어요?",
+                 "테스트 중입니다"):
+        assert polite(text), text
+    for text in ("자비스 누가 만들었어?", "방금 영화 보고 왔는데 여운 장난아니다..", "그러니까 내 말은", "헐 토니다",
+                 "요즘 잠이 안 와", "오늘 뭐 해 ㅋㅋ"):
+        assert not polite(text), text
