@@ -35,7 +35,8 @@ from ohlora.guards.judge import Judge, Parts, features, parts, split_cosines
 # Before it, a line was said at cosine >= 0.9 (or 0.8-0.9 when the words agreed); on 3,324 labelled
 # messages (fit_judge --kfold 5) cosine >= 0.9 said a line for 528, 379 fitting; the judge at 0.5 says
 # one for 870, 624 fitting ("요즘 왜케 외롭지.. 그냥 얘기 좀 하자" gets "요즘따라 왜케 외롭지"'s reply
-# at 0.89; "오늘 또 머리 깨질 것 같아" no longer gets the haircut's at 0.92).
+# at 0.89; "오늘 또 머리 깨질 것 같아", at 0.92 from the haircut, gets p 0.48: not the haircut's reply at 0.5, but it is
+# said from ACCEPT_ALONE).
 # Tony answers 존댓말 in 존댓말 and 반말 in 반말: of the lines the judge accepts, one written in the
 # user's register is taken first ("치즈버거 좋아해?" got "인생 음식이에요"); besides the closest top_k, up
 # to REGISTER_EXTRA turns in the user's register within REGISTER_MARGIN of the closest are judged too.
