@@ -50,12 +50,13 @@ def add_split_cosines(path: Path) -> None:
 
     names = {pid: load_persona(pid).names for pid in {r["persona"] for r in todo}}
     emb = make_embedder("")
-    split = emb.parts[0].dim
+    if emb.parts[0].dim != SPLIT:
+        raise SystemExit(f"the built-in vector's first encoder has {emb.parts[0].dim} dimensions, SPLIT is {SPLIT}")
     texts = sorted({without_names(r["message"], names[r["persona"]]) for r in todo} | {r["turn"] for r in todo})
     print(f"embedding {len(texts)} texts for the split cosines", flush=True)
     vec = dict(zip(texts, emb.encode(texts, kind="memory")))
     for r in todo:
-        first, second = split_cosines(vec[r["turn"]], vec[without_names(r["message"], names[r["persona"]])], split)[0]
+        first, second = split_cosines(vec[r["turn"]], vec[without_names(r["message"], names[r["persona"]])], SPLIT)[0]
         r["cos_first"], r["cos_second"] = round(float(first), 4), round(float(second), 4)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
