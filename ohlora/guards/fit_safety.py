@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ohlora.guards.lines import LINES_FILE
-from ohlora.guards.safety import HEAD_FILE, LABELS, flagged, ngram_vectorizer
+from ohlora.guards import head
+from ohlora.guards.safety import HEAD_FILE, LABELS, flagged
 
 HERE = Path(__file__).resolve().parent
 TRAIN_FILE = HERE / "safety_train.jsonl"
@@ -103,24 +104,6 @@ def with_registers(rows: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return out
 
 
-def _fit(x: np.ndarray, texts: list[str], y: np.ndarray, c: float):
-    """(classifier, vectorizer) on [sentence vectors, n-grams]."""
-    from scipy.sparse import csr_matrix, hstack
-    from sklearn.linear_model import LogisticRegression
-
-    grams = ngram_vectorizer(min_df=2, max_features=30000)
-    feats = hstack([csr_matrix(x), grams.fit_transform(texts)]).tocsr()
-    # "balanced": the harmful and crisis classes are small next to ordinary chat
-    return LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(feats, y), grams
-
-
-def _proba(model, x: np.ndarray, texts: list[str]) -> np.ndarray:
-    from scipy.sparse import csr_matrix, hstack
-
-    clf, grams = model
-    return clf.predict_proba(hstack([csr_matrix(x), grams.transform(texts)]).tocsr())
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ohlora.guards.fit_safety", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
         oof = np.zeros((len(y), 3))
         for tr, te in StratifiedKFold(args.kfold, shuffle=True, random_state=0).split(x, y):
-            oof[te] = _proba(_fit(x[tr], [texts[i] for i in tr], y[tr], args.c), x[te], [texts[i] for i in te])
+            oof[te] = head.proba(head.fit(x[tr], [texts[i] for i in tr], y[tr], args.c), x[te], [texts[i] for i in te])
         is_flagged = flagged(oof[:, 1], oof[:, 2], args.flag, args.crisis)
         for k in (1, 2):
             print(f"{LABELS[k]}: flagged {is_flagged[y == k].mean():.3f} of {int((y == k).sum())}")
@@ -152,11 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         crisis = y == 2
         print(f"crisis told apart from harmful: {(oof[crisis, 2] >= oof[crisis, 1]).mean():.3f}")
         return 0
-    clf, grams = _fit(x, texts, y, args.c)
-    vocab = sorted(grams.vocabulary_, key=grams.vocabulary_.get)  # column order
-    np.savez_compressed(args.out, coef=clf.coef_.astype(np.float32), intercept=clf.intercept_.astype(np.float32),
-                        flag=np.float32(args.flag), crisis_flag=np.float32(args.crisis), dim=np.int32(x.shape[1]), vocabulary=np.array(vocab),
-                        idf=grams.idf_.astype(np.float64))
+    # class weights "balanced": the harmful and crisis classes are small next to ordinary chat
+    head.save(args.out, head.fit(x, texts, y, args.c), x.shape[1], flag=np.float32(args.flag),
+              crisis_flag=np.float32(args.crisis))
     print(f"wrote {args.out}")
     return 0
 

@@ -1,11 +1,9 @@
 """Which messages a persona must not answer as asked: a linear head on the built-in embedder.
 
 Three classes: 0 ordinary, 1 harmful (help to hurt someone or break the law), 2 crisis (the
-user may hurt themselves). The head is a multinomial logistic regression on two views of the
-message side by side: the fused e5 + USE sentence vector (the memory side, no query adapter:
-what it is about) and character 2-4-gram TF-IDF (scikit-learn's, `char_wb`: how it asks,
-"~하는 법", "몰래", "안 걸리게"). The n-grams halve the false alarms of the vector alone at the
-same recall. Stored as plain arrays in `safety_head.npz` (no pickle);
+user may hurt themselves). The head is head.py's logistic regression on the sentence vector and
+character n-grams (how it asks: "~하는 법", "몰래", "안 걸리게"); the n-grams halve the false alarms
+of the vector alone at the same recall. Stored in `safety_head.npz`;
 `python -m ohlora.guards.fit_safety` refits it.
 """
 
@@ -17,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ohlora.guards.head import LinearHead
+
 HERE = Path(__file__).resolve().parent
 HEAD_FILE = HERE / "safety_head.npz"
 LABELS = ("ordinary", "harmful", "crisis")
@@ -27,19 +27,6 @@ class Verdict:
     label: str  # one of LABELS
     p_harmful: float
     p_crisis: float
-
-
-NGRAMS = {"analyzer": "char_wb", "ngram_range": (2, 4), "sublinear_tf": True}  # TF-IDF settings, fit and use
-
-
-def ngram_vectorizer(vocabulary: list[str] | None = None, idf: np.ndarray | None = None, **fit_args):
-    """The TF-IDF view: unfitted (for fit_safety), or rebuilt from a stored vocabulary and idf."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(**NGRAMS, **fit_args, vocabulary=vocabulary)
-    if idf is not None:
-        vec.idf_ = idf
-    return vec
 
 
 # What a linear head cannot see: a harmful thing AND asking how to make or get it. "만드는 법" is
@@ -87,27 +74,20 @@ def flagged(harmful, crisis, flag: float, crisis_flag: float):
     return (harmful + crisis >= flag) & ((crisis <= harmful) | (crisis >= crisis_flag))
 
 
-class SafetyHead:
-    """coef (3, d + n-grams), intercept (3,), the n-gram vocabulary and idf, and the threshold."""
+class SafetyHead(LinearHead):
+    """The head (head.py) and its thresholds."""
 
     def __init__(self, path: Path = HEAD_FILE) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            self.coef = data["coef"].astype(np.float32)
-            self.intercept = data["intercept"].astype(np.float32)
-            self.flag = float(data["flag"])  # p(harmful) + p(crisis) at or above: not ordinary
-            # a crisis line needs p(crisis) at or above this too: one sent to "밤 늦게 먹으면 살 찔까?" hurts
-            self.crisis_flag = float(data["crisis_flag"]) if "crisis_flag" in data.files else self.flag
-            self.dim = int(data["dim"])  # the sentence vector's size; the n-grams follow it
-            self.ngrams = ngram_vectorizer(data["vocabulary"].tolist(), data["idf"])
+        super().__init__(path)
+        self.flag = float(self.extra["flag"])  # p(harmful) + p(crisis) at or above: not ordinary
+        # a crisis line needs p(crisis) at or above this too: one sent to "밤 늦게 먹으면 살 찔까?" hurts
+        self.crisis_flag = float(self.extra.get("crisis_flag", self.flag))
 
     def verdict(self, vec: np.ndarray, text: str) -> Verdict:
         ruled = rule_label(text)
         if ruled is not None:
             return Verdict(ruled, float(ruled == "harmful"), float(ruled == "crisis"))
-        grams = self.ngrams.transform([text]).toarray()[0].astype(np.float32)
-        z = np.concatenate([vec.astype(np.float32), grams]) @ self.coef.T + self.intercept
-        p = np.exp(z - z.max())
-        p /= p.sum()
+        p = self.proba(vec, text)
         harmful, crisis = float(p[1]), float(p[2])
         if not flagged(harmful, crisis, self.flag, self.crisis_flag):
             return Verdict("ordinary", harmful, crisis)
