@@ -71,6 +71,7 @@ class Persona:
     description: str = ""
     replies: Replies = field(default_factory=Replies)
     aliases: tuple[str, ...] = ()  # other names users call the persona by ("로라", "토니", "Tony")
+    acts: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)  # replies by act (guards/acts.py)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,7 +117,7 @@ def _want(data: dict, key: str, kind: type | tuple[type, ...], src: str, require
 
 _KNOWN = {
     "id", "name", "language", "system_prompt", "greeting", "base", "examples", "stop",
-    "generation", "adapter", "adapter_gguf", "description", "replies", "aliases",
+    "generation", "adapter", "adapter_gguf", "description", "replies", "aliases", "acts",
 }
 
 
@@ -176,6 +177,7 @@ def parse_persona(path: Path) -> Persona:
         if not isinstance(value, list) or not value or not all(isinstance(x, str) and x.strip() for x in value):
             raise UserError(f"{src}: replies: field '{key}' must be a list of non-empty strings")
         lines[key] = tuple(x.strip() for x in value)
+    acts = _acts(_want(data, "acts", dict, src, required=False, default={}), src)
     aliases = _want(data, "aliases", list, src, required=False, default=[])
     if not all(isinstance(a, str) and a.strip() for a in aliases):
         raise UserError(f"{src}: field 'aliases' must be a list of non-empty strings")
@@ -195,7 +197,25 @@ def parse_persona(path: Path) -> Persona:
         description=_want(data, "description", str, src, required=False, default=""),
         replies=Replies(**lines),
         aliases=tuple(a.strip() for a in aliases),
+        acts=acts,
     )
+
+
+def _acts(raw: dict, src: str) -> dict[str, tuple[str, ...]]:
+    """`[acts]`: for an act of guards.acts.ACTS, its replies (반말 or the persona's language), `_polite`
+    (존댓말) and `_en` (messages without Hangul)."""
+    from ohlora.guards.acts import ACTS, NO_REPLY
+
+    known = [f"{a}{suffix}" for a in ACTS if a != NO_REPLY for suffix in ("", "_polite", "_en")]
+    out: dict[str, tuple[str, ...]] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise UserError(f"{src}: acts: unknown field '{key}' (an act of: {', '.join(a for a in ACTS if a != NO_REPLY)}; "
+                            "with _polite or _en for 존댓말 or English)")
+        if not isinstance(value, list) or not value or not all(isinstance(x, str) and x.strip() for x in value):
+            raise UserError(f"{src}: acts: field '{key}' must be a list of non-empty strings")
+        out[key] = tuple(x.strip() for x in value)
+    return out
 
 
 def persona_dirs() -> list[Path]:

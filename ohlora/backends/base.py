@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 STOP_REASONS = ("end_of_turn", "stop_string", "max_tokens", "cancelled")
 # replies the app writes itself, without the model (ohlora.guards): their stop reason says which
-APP_REPLIES = ("clock", "safety", "line")
+APP_REPLIES = ("clock", "safety", "line", "act")
 
 
 @dataclass

@@ -9,10 +9,13 @@ crisis with small talk. For these the session does not call the model:
   persona's refusal lines, a user in crisis one of its crisis lines (`[replies]` in
   persona.toml, the app's neutral lines when a persona has none);
 - `lines.py`: a message that is nearly one the persona's data was written for gets the
-  written reply (setting `lines`).
+  written reply (setting `lines`);
+- `acts.py`: else, when nothing was recalled for it, a message whose act the act head is sure of
+  (good news, a plan, a choice to make...) gets one of the persona's replies written to fit any
+  message of that act (`[acts]` in persona.toml; with the lines).
 
 Everything else goes to the model as before. The setting `guard = false` turns the clock and
-safety replies off, `lines = false` the written lines.
+safety replies off, `lines = false` the written lines and the act replies.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ohlora.backends.base import APP_REPLIES
 from ohlora.guards import clock
+from ohlora.guards.acts import ACTS_FILE, ActHead, fits
 from ohlora.guards.lines import ACCEPT_ALONE, Lines, asks_what_was_told, load_lines, without_names
 from ohlora.guards.safety import HEAD_FILE, SafetyHead
 
 if TYPE_CHECKING:
     from ohlora.personas import Persona
 
-CLOCK, SAFETY, LINE = APP_REPLIES  # the stop reasons of replies written here (GenerationResult.stop_reason)
+CLOCK, SAFETY, LINE, ACT = APP_REPLIES  # the stop reasons of replies written here (GenerationResult.stop_reason)
 
 NEUTRAL = {
     "refuse": ("그건 도와드릴 수 없어요. 누군가 다치거나 법에 걸릴 수 있는 일이에요. 다른 이야기라면 얼마든지요.",),
@@ -45,11 +49,16 @@ NEUTRAL = {
 }
 
 
+_LETTERS = re.compile(r"[가-힣A-Za-z]")  # syllables and Latin letters, not bare jamo ("ㅇㅇ")
+
+
 @dataclass(frozen=True)
 class GuardReply:
-    kind: str  # CLOCK | SAFETY | LINE
+    kind: str  # CLOCK | SAFETY | LINE | ACT
     text: str
-    detail: str  # "harmful" / "crisis", what the clock question asked ("time", ...), p(a line fits), from the judge
+    # "harmful" / "crisis", what the clock question asked ("time", ...), p(a line fits) from the judge,
+    # the act and its p ("plan 0.83")
+    detail: str
 
 
 class Guards:
@@ -70,6 +79,7 @@ class Guards:
         self._loading: dict[Path, threading.Event] = {}  # set when a train file's lines are loaded
         self._lock = threading.Lock()
         self._head: SafetyHead | None = None
+        self._acts: ActHead | None = None
         self._embedder: Any = None
         self.error = ""  # why the safety check is off, if it failed to load
         self._vectors: dict[str, Any] = {}  # the last few messages' vectors
@@ -77,11 +87,13 @@ class Guards:
         if embedder is None:
             self._ready.set()
         else:
-            threading.Thread(target=self._load, args=(embedder, head), daemon=True, name="ohlora-guards").start()
+            threading.Thread(target=self._load, args=(embedder, head, lines_cache), daemon=True, name="ohlora-guards").start()
 
-    def _load(self, embedder: Callable[[], Any], head: Path) -> None:
+    def _load(self, embedder: Callable[[], Any], head: Path, lines_cache: Path | None) -> None:
         try:
             self._head = SafetyHead(head)
+            if lines_cache is not None and ACTS_FILE.is_file():
+                self._acts = ActHead(ACTS_FILE)
             emb = embedder()
             emb.encode(["warm-up"], kind="memory")  # the first encode loads the encoders
             self._embedder = emb
@@ -117,10 +129,10 @@ class Guards:
 
     def check(self, text: str, persona: "Persona", now: datetime, said: Sequence[str] = (),
               recalled: bool = False) -> GuardReply | None:
-        """Safety first, then the clock, then the persona's written lines; None: the model answers.
-        `said`: the persona's replies so far in this conversation (a line is not repeated);
-        `recalled`: memories were recalled for the message (a line then needs the judge's own accept,
-        not ACCEPT_ALONE)."""
+        """Safety first, then the clock, then the persona's written lines, then its act replies; None:
+        the model answers. `said`: the persona's replies so far in this conversation (a line is not
+        repeated); `recalled`: memories were recalled for the message (a line then needs the judge's
+        own accept, not ACCEPT_ALONE, and no act reply is said: the model's prompt holds what they told)."""
         vec = self._vector(text) if (self._safety or self._lines_cache) else None
         verdict = self.verdict(text, vec)
         if verdict is not None and verdict.label != "ordinary":
@@ -139,6 +151,24 @@ class Guards:
                                accept=None if recalled else ACCEPT_ALONE)
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.2f}")
+        if not recalled and vec is not None and len(_LETTERS.findall(asked)) >= 2 and not asks_what_was_told(asked):
+            return self._act_reply(text, vec, persona, said)  # not for "ㅇㅇ", "헐", "ㄱㅅ": too little to know
+        return None
+
+    def _act_reply(self, text: str, vec: Any, persona: "Persona", said: Sequence[str]) -> GuardReply | None:
+        """One of the persona's replies for the message's act, in the message's language, when the act
+        head is sure of it; not one already said, and no greeting's reply after the first ("ㅋㅋ",
+        "고마워" mid-chat)."""
+        if self._acts is None or not persona.acts or vec.shape[0] != self._acts.dim:
+            return None
+        act, p = self._acts.act(vec, text)
+        if p < self._acts.accept or not fits(act, text) or (act == "greeting" and said):
+            return None
+        order = self._order(act, text)
+        for name in order[:-1]:  # the message's own language only (the last is the other language's)
+            fresh = [line for line in persona.acts.get(name, ()) if line not in said]
+            if fresh:
+                return GuardReply(ACT, self._rng.choice(fresh), f"{act} {p:.2f}")
         return None
 
     def prefetch(self, persona: "Persona") -> None:
@@ -178,13 +208,18 @@ class Guards:
         finally:
             done.set()
 
+    @staticmethod
+    def _order(key: str, text: str) -> tuple[str, ...]:
+        """The names of a persona's lists of lines for `key`, best for the message first: its
+        language and register (`_en`, `_polite`), then the plain Korean or English ones."""
+        korean = bool(re.search(r"[ㄱ-ㅎㅏ-ㅣ가-힣]", text))  # "ㅇㅇ", "ㅠㅠ" too
+        order = (key, f"{key}_en") if korean else (f"{key}_en", key)
+        return (f"{key}_polite", *order) if korean and clock.polite(text) else order
+
     def _line(self, persona: "Persona", key: str, text: str) -> str:
         """One of the persona's lines in the message's language and register (then the plain
         Korean or English ones, then neutral)."""
-        korean = bool(re.search(r"[가-힣]", text))
-        order = (key, f"{key}_en") if korean else (f"{key}_en", key)
-        if korean and clock.polite(text):
-            order = (f"{key}_polite", *order)
+        order = self._order(key, text)
         for name in order:
             lines = getattr(persona.replies, name)
             if lines:

@@ -194,7 +194,7 @@ class PersonaSidebar(ListView):
 
 
 _REASONS = {"cancelled": "stopped", "max_tokens": "length limit", "error": "error",
-            "clock": "from the clock", "safety": "safety reply", "line": "written line"}
+            "clock": "from the clock", "safety": "safety reply", "line": "written line", "act": "written for its kind"}
 
 
 def reply_note(text: str, tokens: int | None, speed: float | None, reason: str | None) -> str:

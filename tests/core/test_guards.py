@@ -258,7 +258,7 @@ def test_a_message_like_a_written_one_gets_the_written_reply(embedder, tmp_path)
                        ensure_ascii=False) for a, r in written]
     (folder / "train.jsonl").write_text("\n".join(rows[:2]), encoding="utf-8")
     (folder / "lines.jsonl").write_text(rows[2], encoding="utf-8")  # lines written apart from the training data
-    persona = replace(load_persona("ohlora"), folder=folder)
+    persona = replace(load_persona("ohlora"), folder=folder, acts={})  # no act replies: the lines alone
     g = Guards(lambda: embedder, safety=False, lines_cache=tmp_path / "cache")
     assert len(g.lines(persona).replies) == 3  # waits for the vectors
     got = g.check("나 오늘 머리 잘랐다", persona, NOW)

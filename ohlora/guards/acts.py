@@ -1,0 +1,71 @@
+"""What a message does (its act), for a reply that fits any message of that act.
+
+When no written line fits a message (lines.py), the small model answers, and read blind its
+replies almost never make sense. Most first messages do one of a few things: tell good news, tell
+something bad that happened, say how the user feels, tell a funny mishap, tell a plan, ask for
+advice, ask the persona to choose, ask about the persona, ask a knowledge question, greet. For
+each act the persona has replies written to fit any message of it (`[acts]` in persona.toml:
+"와 진짜 잘됐다!! 축하해 🎉 지금 기분 어때?" for good news), and the act head (head.py's logistic
+regression, fitted by `python -m ohlora.guards.fit_acts` on labelled messages) says which act a
+message is; a reply is said when the head is sure (p >= its `accept`) and the message is one a
+reply of that act can fit (`fits`). `other` never gets one.
+
+Read blind on the dev prompt sets (2026-12-07, the 87 messages that got an act reply, each beside the
+model's reply to it, shuffled): the act replies made sense 30 times in 43 (오로라) and 25 in 44 (Tony),
+the model's 0 and 0. What missed is what `fits` now leaves to the model: "what matters most to you?"
+to a how-to ("git에서 마지막 커밋 취소하려면?", "잠 잘 오는 방법"), a greeting's reply that does not
+greet back, and Tony's answers about himself (1 of 11; he has none).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ohlora.guards.head import LinearHead
+
+ACTS = ("good_news", "bad_event", "low_mood", "funny_mishap", "plan", "advice", "choice", "about_persona",
+        "knowledge", "greeting", "other")
+ACTS_FILE = Path(__file__).resolve().with_name("acts_head.npz")
+NO_REPLY = "other"
+
+# asks for a how-to, tips or a recommendation: no act reply gives one
+_HOW_TO = re.compile(r"(?:는|을|할|하는|쓰는|만드는)\s?법|방법|팁|노하우|추천|체크리스트|알려\s?(?:줘|주세요|줄래|줄 수)|"
+                     r"\btips?\b|\brecommend|\bhow (?:to|do i|can i|should i)\b", re.I)
+# the advice replies help weigh a decision ("회사 그만둘까 고민 중이야"); a question about the user's
+# situation that wants an answer ("잠 5시간밖에 못 자는데 괜찮은 거야?") is left to the model
+_DILEMMA = re.compile(r"고민|할까|말까|볼까|갈까|살까|갈지|할지|어떡하지|어떡해|어떻게\s?해야|"
+                      r"\bshould i\b|\bor not\b|\bvs\.?\b|\bwhether\b", re.I)
+# the greeting replies greet back: a hello, not "잘 자" or "고마워"
+_HELLO = re.compile(r"안녕|하이|ㅎㅇ|하잉|반가|방가|오랜만|잘\s?지냈|\bhi\b|\bhello\b|\bhey\b|\byo\b|"
+                    r"how are you|how's it going|what'?s up|\bsup\b", re.I)
+
+
+def fits(act: str, text: str) -> bool:
+    """Whether a reply written for `act` can fit this message at all (the head says which act it is)."""
+    if act == NO_REPLY or _HOW_TO.search(text):
+        return False
+    if act == "advice":
+        return bool(_DILEMMA.search(text))
+    if act == "greeting":
+        return bool(_HELLO.search(text))
+    return True
+
+
+class ActHead(LinearHead):
+    """The head (head.py) over ACTS and the p from which its act is trusted."""
+
+    def __init__(self, path: Path = ACTS_FILE) -> None:
+        super().__init__(path)
+        names = tuple(str(n) for n in self.extra["acts"])
+        if names != ACTS:
+            raise ValueError(f"{path}: fitted on other acts ({', '.join(names)}); refit with fit_acts")
+        self.accept = float(self.extra["accept"])
+
+    def act(self, vec: np.ndarray, text: str) -> tuple[str, float]:
+        """(the likeliest act, its p)."""
+        p = self.proba(vec, text)
+        best = int(np.argmax(p))
+        return ACTS[best], float(p[best])
