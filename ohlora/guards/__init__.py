@@ -151,24 +151,34 @@ class Guards:
                                accept=None if recalled else ACCEPT_ALONE)
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.2f}")
-        if not recalled and vec is not None and len(_LETTERS.findall(asked)) >= 2 and not asks_what_was_told(asked):
+        if recalled or vec is None or asks_what_was_told(asked):
+            return None
+        if asked != text.strip() and len(_LETTERS.findall(asked)) < 4 and not said:
+            # the persona called by name and little else ("아이언맨!!", "오로라야", "스타크 씨..?"): a hello
+            return self._act_line(persona, "greeting", text, said, "greeting (name)")
+        if len(_LETTERS.findall(asked)) >= 2:
             return self._act_reply(text, vec, persona, said)  # not for "ㅇㅇ", "헐", "ㄱㅅ": too little to know
         return None
 
     def _act_reply(self, text: str, vec: Any, persona: "Persona", said: Sequence[str]) -> GuardReply | None:
-        """One of the persona's replies for the message's act, in the message's language, when the act
-        head is sure of it; not one already said, and no greeting's reply after the first ("ㅋㅋ",
-        "고마워" mid-chat)."""
+        """One of the persona's replies for the message's act when the act head is sure of it; no
+        greeting's reply after the first ("ㅋㅋ", "고마워" mid-chat)."""
         if self._acts is None or not persona.acts or vec.shape[0] != self._acts.dim:
             return None
         act, p = self._acts.act(vec, text)
         if p < self._acts.accept or not fits(act, text) or (act == "greeting" and said):
             return None
+        return self._act_line(persona, act, text, said, f"{act} {p:.2f}")
+
+    def _act_line(self, persona: "Persona", act: str, text: str, said: Sequence[str], detail: str) -> GuardReply | None:
+        """One of the persona's `act` replies in the message's language and register, not one already said."""
+        if self._acts is None:
+            return None
         order = self._order(act, text)
         for name in order[:-1]:  # the message's own language only (the last is the other language's)
             fresh = [line for line in persona.acts.get(name, ()) if line not in said]
             if fresh:
-                return GuardReply(ACT, self._rng.choice(fresh), f"{act} {p:.2f}")
+                return GuardReply(ACT, self._rng.choice(fresh), detail)
         return None
 
     def prefetch(self, persona: "Persona") -> None:

@@ -113,6 +113,16 @@ def test_no_act_reply_when_memories_were_recalled_or_every_one_was_said(acted):
     assert g.check("안녕 오로라!", ohlora, NOW, said=["아까 한 말"]) is None
 
 
+def test_the_persona_called_by_name_and_little_else_gets_a_hello(acted):
+    g, personas = acted
+    tony = personas["ironman"]
+    for text in ("아이언맨!!", "스타크 씨..?"):
+        got = g.check(text, tony, NOW)
+        assert got is not None and got.detail == "greeting (name)" and got.text in tony.acts["greeting"], (text, got)
+    assert g.check("아이언맨!!", tony, NOW, said=["반가워"]) is None  # a hello opens a chat only
+    assert g.check("Tony?", tony, NOW).text in tony.acts["greeting_en"]
+
+
 def test_the_saved_head_gives_what_scikit_learn_fitted(tmp_path, monkeypatch, embedder):
     from ohlora.guards import fit_acts, head
 
