@@ -39,6 +39,13 @@ class ExampleTurn:
     assistant: str
 
 
+# what a message does, for `[acts]`: a persona's replies for each (ohlora/guards/acts.py says which
+# act a message is); "other" gets none
+ACTS = ("good_news", "bad_event", "low_mood", "funny_mishap", "plan", "advice", "choice", "about_persona",
+        "knowledge", "greeting", "other")
+NO_REPLY = "other"
+
+
 @dataclass(frozen=True)
 class Replies:
     """Lines the app says itself instead of the model (`ohlora.guards`): declining a harmful
@@ -204,8 +211,6 @@ def parse_persona(path: Path) -> Persona:
 def _acts(raw: dict, src: str) -> dict[str, tuple[str, ...]]:
     """`[acts]`: for an act of guards.acts.ACTS, its replies (반말 or the persona's language), `_polite`
     (존댓말) and `_en` (messages without Hangul)."""
-    from ohlora.guards.acts import ACTS, NO_REPLY
-
     known = [f"{a}{suffix}" for a in ACTS if a != NO_REPLY for suffix in ("", "_polite", "_en")]
     out: dict[str, tuple[str, ...]] = {}
     for key, value in raw.items():

@@ -25,11 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ohlora.guards.head import LinearHead
+from ohlora.personas import ACTS, NO_REPLY  # the acts a persona file can have replies for
 
-ACTS = ("good_news", "bad_event", "low_mood", "funny_mishap", "plan", "advice", "choice", "about_persona",
-        "knowledge", "greeting", "other")
 ACTS_FILE = Path(__file__).resolve().with_name("acts_head.npz")
-NO_REPLY = "other"
 
 # asks for a how-to, tips or a recommendation: no act reply gives one
 _HOW_TO = re.compile(r"(?:는|을|할|하는|쓰는|만드는)\s?법|방법|팁|노하우|추천|체크리스트|알려\s?(?:줘|주세요|줄래|줄 수)|"
