@@ -78,7 +78,7 @@ class Persona:
     description: str = ""
     replies: Replies = field(default_factory=Replies)
     aliases: tuple[str, ...] = ()  # other names users call the persona by ("로라", "토니", "Tony")
-    acts: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)  # replies by act (guards/acts.py)
+    acts: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)  # `[acts]`: replies by act (ACTS)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -175,16 +175,12 @@ def parse_persona(path: Path) -> Persona:
         raise UserError(f"{gen_src}: field 'top_p' must be in (0, 1]")
     if generation.max_tokens < 1:
         raise UserError(f"{gen_src}: field 'max_tokens' must be at least 1")
-    replies_raw = _want(data, "replies", dict, src, required=False, default={})
-    lines: dict[str, tuple[str, ...]] = {}
-    for key in replies_raw:
-        if key not in Replies.__dataclass_fields__:
-            raise UserError(f"{src}: replies: unknown field '{key}' (known: {', '.join(Replies.__dataclass_fields__)})")
-        value = replies_raw[key]
-        if not isinstance(value, list) or not value or not all(isinstance(x, str) and x.strip() for x in value):
-            raise UserError(f"{src}: replies: field '{key}' must be a list of non-empty strings")
-        lines[key] = tuple(x.strip() for x in value)
-    acts = _acts(_want(data, "acts", dict, src, required=False, default={}), src)
+    lines = _line_lists(_want(data, "replies", dict, src, required=False, default={}), f"{src}: replies",
+                        list(Replies.__dataclass_fields__), f"known: {', '.join(Replies.__dataclass_fields__)}")
+    acting = [a for a in ACTS if a != NO_REPLY]
+    acts = _line_lists(_want(data, "acts", dict, src, required=False, default={}), f"{src}: acts",
+                       [f"{a}{suffix}" for a in acting for suffix in ("", "_polite", "_en")],
+                       f"an act of: {', '.join(acting)}; with _polite or _en for 존댓말 or English")
     aliases = _want(data, "aliases", list, src, required=False, default=[])
     if not all(isinstance(a, str) and a.strip() for a in aliases):
         raise UserError(f"{src}: field 'aliases' must be a list of non-empty strings")
@@ -208,17 +204,16 @@ def parse_persona(path: Path) -> Persona:
     )
 
 
-def _acts(raw: dict, src: str) -> dict[str, tuple[str, ...]]:
-    """`[acts]`: for an act of guards.acts.ACTS, its replies (반말 or the persona's language), `_polite`
-    (존댓말) and `_en` (messages without Hangul)."""
-    known = [f"{a}{suffix}" for a in ACTS if a != NO_REPLY for suffix in ("", "_polite", "_en")]
+def _line_lists(raw: dict, where: str, known: list[str], hint: str) -> dict[str, tuple[str, ...]]:
+    """A table of lists of lines (`[replies]`, `[acts]`: for an act, its replies in 반말 or the
+    persona's language, `_polite` in 존댓말, `_en` for messages without Hangul), each key one of
+    `known`, each value a list of non-empty strings."""
     out: dict[str, tuple[str, ...]] = {}
     for key, value in raw.items():
         if key not in known:
-            raise UserError(f"{src}: acts: unknown field '{key}' (an act of: {', '.join(a for a in ACTS if a != NO_REPLY)}; "
-                            "with _polite or _en for 존댓말 or English)")
+            raise UserError(f"{where}: unknown field '{key}' ({hint})")
         if not isinstance(value, list) or not value or not all(isinstance(x, str) and x.strip() for x in value):
-            raise UserError(f"{src}: acts: field '{key}' must be a list of non-empty strings")
+            raise UserError(f"{where}: field '{key}' must be a list of non-empty strings")
         out[key] = tuple(x.strip() for x in value)
     return out
 
