@@ -144,35 +144,37 @@ class Guards:
         lines = self.lines(persona, wait=False)
         found = None
         asked = without_names(text, persona.names)
-        if lines is not None and vec is not None and asked and not asks_what_was_told(asked):
+        told = asks_what_was_told(asked)  # no written reply can know what the user told
+        if lines is not None and vec is not None and asked and not told:
             # a persona with polite lines of its own answers in the user's register: only lines written in it
             polite = clock.polite(text) if persona.replies.refuse_polite and re.search(r"[가-힣]", text) else None
             found = lines.best(vec if asked == text.strip() else self._vector(asked), asked, said, polite,
                                accept=None if recalled else ACCEPT_ALONE)
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.2f}")
-        if recalled or vec is None or asks_what_was_told(asked):
+        if recalled or vec is None or told:
             return None
-        if asked != text.strip() and len(_LETTERS.findall(asked)) < 4 and not said:
+        letters = len(_LETTERS.findall(asked))
+        if asked != text.strip() and letters < 4 and not said:
             # the persona called by name and little else ("아이언맨!!", "오로라야", "스타크 씨..?"): a hello
             return self._act_line(persona, "greeting", text, said, "greeting (name)")
-        if len(_LETTERS.findall(asked)) >= 2:
+        if letters >= 2:
             return self._act_reply(text, vec, persona, said)  # not for "ㅇㅇ", "헐", "ㄱㅅ": too little to know
         return None
 
     def _act_reply(self, text: str, vec: Any, persona: "Persona", said: Sequence[str]) -> GuardReply | None:
-        """One of the persona's replies for the message's act when the act head is sure of it; no
-        greeting's reply after the first ("ㅋㅋ", "고마워" mid-chat)."""
+        """One of the persona's replies for the message's act when the act head is sure of it."""
         if self._acts is None or not persona.acts or vec.shape[0] != self._acts.dim:
             return None
         act, p = self._acts.act(vec, text)
-        if p < self._acts.accept or not fits(act, text) or (act == "greeting" and said):
+        if p < self._acts.accept or not fits(act, text):
             return None
         return self._act_line(persona, act, text, said, f"{act} {p:.2f}")
 
     def _act_line(self, persona: "Persona", act: str, text: str, said: Sequence[str], detail: str) -> GuardReply | None:
-        """One of the persona's `act` replies in the message's language and register, not one already said."""
-        if self._acts is None:
+        """One of the persona's `act` replies in the message's language and register, not one already
+        said; a greeting's only to open a chat ("ㅋㅋ", "고마워" mid-chat get none)."""
+        if self._acts is None or (act == "greeting" and said):  # no act head: act replies are off (lines off)
             return None
         order = self._order(act, text)
         for name in order[:-1]:  # the message's own language only (the last is the other language's)
