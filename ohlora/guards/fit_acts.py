@@ -20,7 +20,7 @@ import numpy as np
 
 from ohlora.guards import head
 from ohlora.guards.acts import ACTS, ACTS_FILE, NO_REPLY
-from ohlora.guards.fit_safety import with_registers
+from ohlora.guards.fit_safety import other_register, with_registers
 
 TRAIN_FILE = Path(__file__).resolve().with_name("acts_train.jsonl")
 
@@ -62,24 +62,27 @@ def main(argv: list[str] | None = None) -> int:
     base = training_rows()
     print(f"{len(base)} labelled messages: " + ", ".join(f"{a} {sum(1 for _, k in base if k == i)}" for i, a in enumerate(ACTS)),
           flush=True)
-    emb = make_embedder("")
+    # every message and its other register, embedded once (the folds take theirs from here)
+    texts = sorted({t for t, _ in base} | {o for t, _ in base if (o := other_register(t))})
+    vec = dict(zip(texts, make_embedder("").encode(texts, kind="memory")))
+
+    def fit(rows: list[tuple[str, int]]):
+        rows = with_registers(rows)
+        return head.fit(np.stack([vec[t] for t, _ in rows]), [t for t, _ in rows], np.array([k for _, k in rows]),
+                        args.c, class_weight=None)
+
     if args.kfold:
         from sklearn.model_selection import StratifiedKFold
 
         y = np.array([k for _, k in base])
-        x = emb.encode([t for t, _ in base], kind="memory")
+        x = np.stack([vec[t] for t, _ in base])
         oof = np.zeros((len(base), len(ACTS)))
         for tr, te in StratifiedKFold(args.kfold, shuffle=True, random_state=0).split(x, y):
-            rows = with_registers([base[i] for i in tr])  # the other register of training messages only
-            xt = np.concatenate([x[tr], emb.encode([t for t, _ in rows[len(tr):]], kind="memory")]) if len(rows) > len(tr) else x[tr]
-            model = head.fit(xt, [t for t, _ in rows], np.array([k for _, k in rows]), args.c, class_weight=None)
-            oof[te] = head.proba(model, x[te], [base[i][0] for i in te])
+            # the other register of the training messages only
+            oof[te] = head.proba(fit([base[i] for i in tr]), x[te], [base[i][0] for i in te])
         report(oof, y, [0.0, 0.4, 0.5, 0.6, 0.7, 0.8])
         return 0
-    rows = with_registers(base)
-    texts, y = [t for t, _ in rows], np.array([k for _, k in rows])
-    x = emb.encode(texts, kind="memory")
-    head.save(args.out, head.fit(x, texts, y, args.c, class_weight=None), x.shape[1], acts=np.array(ACTS),
+    head.save(args.out, fit(base), vec[texts[0]].shape[0], acts=np.array(ACTS),
               accept=np.float32(args.accept))
     print(f"wrote {args.out}")
     return 0
