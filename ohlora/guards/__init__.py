@@ -10,9 +10,9 @@ crisis with small talk. For these the session does not call the model:
   persona.toml, the app's neutral lines when a persona has none);
 - `lines.py`: a message that is nearly one the persona's data was written for gets the
   written reply (setting `lines`);
-- `acts.py`: else, when nothing was recalled for it, a message whose act the act head is sure of
-  (good news, a plan, a choice to make...) gets one of the persona's replies written to fit any
-  message of that act (`[acts]` in persona.toml; with the lines).
+- `acts.py`: else a message whose act the act head is sure of (good news, a plan, a choice to
+  make...) gets one of the persona's replies written to fit any message of that act (`[acts]` in
+  persona.toml; with the lines); when memories were recalled for it, only a hello or a pick.
 
 Everything else goes to the model as before. The setting `guard = false` turns the clock and
 safety replies off, `lines = false` the written lines and the act replies.
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ohlora.backends.base import APP_REPLIES
 from ohlora.guards import clock
-from ohlora.guards.acts import ACTS_FILE, ActHead, fits
+from ohlora.guards.acts import ACTS_FILE, WITHOUT_MEMORY, ActHead, fits
 from ohlora.guards.lines import ACCEPT_ALONE, Lines, asks_what_was_told, load_lines, without_names
 from ohlora.guards.safety import HEAD_FILE, SafetyHead
 
@@ -132,7 +132,8 @@ class Guards:
         """Safety first, then the clock, then the persona's written lines, then its act replies; None:
         the model answers. `said`: the persona's replies so far in this conversation (a line is not
         repeated); `recalled`: memories were recalled for the message (a line then needs the judge's
-        own accept, not ACCEPT_ALONE, and no act reply is said: the model's prompt holds what they told)."""
+        own accept, not ACCEPT_ALONE, and only a hello or a pick gets an act reply: the model's prompt
+        holds what they told)."""
         vec = self._vector(text) if (self._safety or self._lines_cache) else None
         verdict = self.verdict(text, vec)
         if verdict is not None and verdict.label != "ordinary":
@@ -152,22 +153,24 @@ class Guards:
                                accept=None if recalled else ACCEPT_ALONE)
         if found is not None:
             return GuardReply(LINE, found[0], f"{found[1]:.2f}")
-        if recalled or vec is None or told:
+        if vec is None or told:
             return None
         letters = len(_LETTERS.findall(asked))
         if asked != text.strip() and letters < 4 and not said:
             # the persona called by name and little else ("아이언맨!!", "오로라야", "스타크 씨..?"): a hello
             return self._act_line(persona, "greeting", text, said, "greeting (name)")
-        if letters >= 2:
-            return self._act_reply(text, vec, persona, said)  # not for "ㅇㅇ", "헐", "ㄱㅅ": too little to know
+        if letters >= 2:  # not for "ㅇㅇ", "헐", "ㄱㅅ": too little to know
+            return self._act_reply(text, vec, persona, said, recalled)
         return None
 
-    def _act_reply(self, text: str, vec: Any, persona: "Persona", said: Sequence[str]) -> GuardReply | None:
-        """One of the persona's replies for the message's act when the act head is sure of it."""
+    def _act_reply(self, text: str, vec: Any, persona: "Persona", said: Sequence[str],
+                   recalled: bool) -> GuardReply | None:
+        """One of the persona's replies for the message's act when the act head is sure of it (with a
+        memory recalled, only for an act whose reply needs none: acts.WITHOUT_MEMORY)."""
         if self._acts is None or not persona.acts or vec.shape[0] != self._acts.dim:
             return None
         act, p = self._acts.act(vec, text)
-        if p < self._acts.accept or not fits(act, text):
+        if p < self._acts.accept or not fits(act, text) or (recalled and act not in WITHOUT_MEMORY):
             return None
         return self._act_line(persona, act, text, said, f"{act} {p:.2f}")
 

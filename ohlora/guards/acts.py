@@ -41,6 +41,12 @@ _HELLO = re.compile(r"안녕|하이|ㅎㅇ|하잉|반가|방가|오랜만|잘\s?
                     r"how are you|how's it going|what'?s up|\bsup\b", re.I)
 
 
+# acts whose reply needs nothing the user told before: said even when memories were recalled (a hello
+# that opens a new chat, a pick between options the message names); the other acts' replies cannot use a
+# recalled memory the message may be about ("또 망했어 ㅠ" after "마카롱 도전 중"), so the model answers
+WITHOUT_MEMORY = ("greeting", "choice")
+
+
 def fits(act: str, text: str) -> bool:
     """Whether a reply written for `act` can fit this message at all (the head says which act it is)."""
     if act == NO_REPLY or _HOW_TO.search(text):

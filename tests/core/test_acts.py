@@ -99,12 +99,18 @@ def test_the_act_reply_follows_the_users_language_and_register(acted):
 
 
 def test_no_act_reply_when_memories_were_recalled_or_every_one_was_said(acted):
-    """A recalled memory may hold what the message needs (the model's prompt has it); a reply is
-    never repeated in a conversation; a greeting's reply only opens one."""
+    """A recalled memory may hold what the message needs (the model's prompt has it), except for a
+    hello and a pick between named options; a reply is never repeated in a conversation; a greeting's
+    reply only opens one."""
     g, personas = acted
     ohlora = personas["ohlora"]
     text = "드디어 자격증 시험 합격했어!!! 세 번째 도전이었음"
     assert g.check(text, ohlora, NOW, recalled=True) is None
+    pick = g.check("저녁 떡볶이 vs 치킨 골라줘", ohlora, NOW, recalled=True)
+    assert pick is not None and pick.detail.startswith("choice"), pick
+    hello = g.check("안녕 오로라!", ohlora, NOW, recalled=True)
+    assert hello is not None and hello.detail.startswith("greeting"), hello
+    assert g.check("오로라야", ohlora, NOW, recalled=True).detail == "greeting (name)"
     every = list(ohlora.acts["good_news"])
     assert g.check(text, ohlora, NOW, said=every) is None
     assert g.check(text, ohlora, NOW, said=every[1:]).text == every[0]
