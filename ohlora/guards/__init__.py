@@ -169,8 +169,11 @@ class Guards:
         memory recalled, only for an act whose reply needs none: acts.WITHOUT_MEMORY)."""
         if self._acts is None or not persona.acts or vec.shape[0] != self._acts.dim:
             return None
-        act, p = self._acts.act(vec, text)
-        if p < self._acts.accept or not fits(act, text) or (recalled and act not in WITHOUT_MEMORY):
+        sure = self._acts.sure(vec, text)
+        if sure is None:
+            return None
+        act, p = sure
+        if not fits(act, text) or (recalled and act not in WITHOUT_MEMORY):
             return None
         return self._act_line(persona, act, text, said, f"{act} {p:.2f}")
 

@@ -1,12 +1,16 @@
 """Fit the act head (`ohlora/guards/acts_head.npz`): `python -m ohlora.guards.fit_acts`.
 
-Training messages: `acts_train.jsonl` (rows {"text", "act"}): first user turns of the personas'
-written rows, each read and labelled with one of acts.ACTS by a reader who had `ACTS.md` (beside this
-file: what each act is, with examples). Every message is also learned in the other register
-(fit_safety.with_registers): how a user addresses the persona says nothing of the act.
+Training messages: `acts_train.jsonl` (rows {"text", "act", "source"}): first user turns of the
+personas' written rows, each read and labelled with one of acts.ACTS by a reader who had `ACTS.md`
+(beside this file: what each act is, with examples; source "read"), and messages written with their act
+from ACTS.md, many of them long, from unusual users, or doing two things at once (source "written").
+Every message is also learned in the other register (fit_safety.with_registers): how a user addresses
+the persona says nothing of the act.
 
 `--kfold 5` reports out-of-fold figures and writes nothing: for each `accept`, the share of
-messages given an act reply (not `other`) and the share of those whose act was the labelled one.
+messages given an act reply (not `other`, acts.MIXED applied) and the share of those whose act was
+the labelled one. The reply is said from `--accept` (0.5: out of fold the likeliest act is the labelled
+one 0.69 of the time at p 0.5-0.6, 0.56 at 0.4-0.5; the model's replies made sense 0 of 63 times).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ohlora.guards import head
-from ohlora.guards.acts import ACTS, ACTS_FILE, NO_REPLY
+from ohlora.guards.acts import ACTS, ACTS_FILE, DOWN, MIXED, NO_REPLY, UP
 from ohlora.guards.fit_safety import other_register, with_registers
 
 TRAIN_FILE = Path(__file__).resolve().with_name("acts_train.jsonl")
@@ -35,13 +39,18 @@ def training_rows(path: Path | None = None) -> list[tuple[str, int]]:
 
 
 def report(p: np.ndarray, y: np.ndarray, accepts: list[float]) -> None:
-    """Out-of-fold: messages given an act reply, and how many of those got the labelled act."""
+    """Out-of-fold: messages given an act reply (acts.MIXED too), how many of those got the labelled act,
+    and how many got a good time's reply for a bad one or the other way round."""
     best, top = p.argmax(1), p.max(1)
     other = ACTS.index(NO_REPLY)
+    up, down = [ACTS.index(a) for a in UP], [ACTS.index(a) for a in DOWN]
+    other_side = np.where(np.isin(best, up), p[:, down].sum(1), np.where(np.isin(best, down), p[:, up].sum(1), 0.0))
+    flipped = (np.isin(best, up) & np.isin(y, down)) | (np.isin(best, down) & np.isin(y, up))
     for a in accepts:
-        said = (top >= a) & (best != other)
+        said = (top >= a) & (best != other) & (other_side < MIXED)
         right = said & (best == y)
-        print(f"accept {a:.2f}: a reply for {said.mean():.3f} of messages, right act {right.sum() / max(said.sum(), 1):.3f}")
+        print(f"accept {a:.2f}: a reply for {said.mean():.3f} of messages, right act {right.sum() / max(said.sum(), 1):.3f}, "
+              f"the other side's {int((said & flipped).sum())}")
     for k, name in enumerate(ACTS):
         mine = best == k
         print(f"  {name:14s} labelled {int((y == k).sum()):4d}  precision {(y[mine] == k).mean() if mine.any() else 0:.3f}"
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ohlora.guards.fit_acts", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--c", type=float, default=4.0, help="inverse regularization of the logistic regression")
-    ap.add_argument("--accept", type=float, default=0.6, help="p of the likeliest act from which its reply is said")
+    ap.add_argument("--accept", type=float, default=0.5, help="p of the likeliest act from which its reply is said")
     ap.add_argument("--kfold", type=int, default=0, help="report K-fold out-of-fold figures and write nothing")
     ap.add_argument("--out", type=Path, default=ACTS_FILE)
     args = ap.parse_args(argv)
