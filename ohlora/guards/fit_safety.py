@@ -4,9 +4,11 @@ Training messages:
 - the personas' own rows (`train.jsonl`, `lines.jsonl`): the first user turn of rows tagged `refusal` (crisis when
   the written reply points to a crisis line), the user turns of the other rows as ordinary
   unless their reply declines (older rows carry no tags; those turns are left out);
-- `safety_train.jsonl` (2,197 messages written for this head, most of them hard cases: harmful
+- `safety_train.jsonl` (2,893 messages written for this head, most of them hard cases: harmful
   requests in many forms and phrasings; games, films, cooking, computing, slang like "배고파
-  죽겠어" that must pass; 780 of them added on 2026-12-07).
+  죽겠어" that must pass; 780 of them added on 2026-12-07, and 696 more that day (session 27):
+  makers, trades and heavy-but-not-crisis feelings that must pass, with harmful requests and
+  crisis messages set in the same worlds).
 
 A scikit-learn logistic regression on [sentence vector, character n-gram TF-IDF] (class
 weights balanced, C=16); a message is flagged when p(harmful) + p(crisis) >= 0.45, and where
