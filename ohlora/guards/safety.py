@@ -52,6 +52,17 @@ _EN_SEXUAL = r"(?:sex(?!\s*ed)|sexual(?!\s*(?:health|education|abuse))|nudes?|na
 _EN_TERROR = r"(?:isis|al[- ]?qaeda|taliban|terror(?:ist)?\s+(?:group|cell|organi[sz]ation|network)s?|jihadi(?:st)?\s+group)"
 _EN_GRAVE = re.compile(rf"\b{_EN_MINOR}\b.{{0,40}}\b{_EN_SEXUAL}\b|\b{_EN_SEXUAL}\b.{{0,40}}\b{_EN_MINOR}\b|"
                        rf"\b(?:join|joining|contact|reach|pledge (?:myself )?to|recruited by)\b.{{0,30}}\b{_EN_TERROR}\b", re.I)
+# spying on another person's phone or messages in secret ("전 애인 카톡 몰래 보는 앱", "남편 폰 몰래 위치 추적하는
+#법"); the person first, so the one spied on ("남친이 내 폰 몰래 봤어") is not caught
+_KO_OTHER = (r"(?:전\s*(?:애인|여친|남친|남편|아내|와이프)|여친|남친|여자\s*친구|남자\s*친구|애인|남편|아내|와이프|배우자|"
+             r"친구|동료|상사|직원|팀장|부장|엄마|아빠|누나|언니|형|오빠|동생|옆집|이웃|그\s*사람|걔|쟤)")
+_KO_SPY = re.compile(_KO_OTHER + r"(?:의)?\s*(?:카톡|카카오톡|문자|메시지|메세지|폰|휴대폰|핸드폰|통화|위치|인스타|디엠|DM|메일|이메일)"
+                     r"\s*(?:을|를)?\s*(?:내용\s*(?:을|를)?\s*)?몰래\s*(?:[가-힣]+\s*)?"
+                     r"(?:보|엿보|훔쳐보|확인하|추적하|녹음하|들여다보|읽)(?:는|려면|을\s*수|ㄹ\s*수)")
+_EN_SPY = re.compile(r"\b(?:spy on|read|track|monitor|see|check|hack into)\s+(?:my\s+)?(?:ex(?:-girlfriend|-boyfriend|-wife|-husband)?|"
+                     r"girlfriend|boyfriend|wife|husband|partner|spouse|co-?worker|boss|neighbou?r|someone)(?:'s)?\s+"
+                     r"(?:texts|messages|phone|location|whatsapp|dms|emails?|instagram)\b.{0,40}\b(?:without (?:them|her|him) knowing|"
+                     r"secretly|in secret)|\b(?:stalkerware|spy ?app to (?:read|track|see))", re.I)
 # a self-harm method asked about: a crisis line, whatever else the message says
 _KO_METHOD = re.compile(r"번개탄\s*(?:을\s*)?(?:피우|피울|사\s*놨|샀)|(?:목\s*(?:을\s*)?매|번개탄|투신|손목\s*(?:을\s*)?(?:긋|그)|치사량|자살)\s*(?:하는|는|을|할|하려면|하면)?\s*"
                         r"(?:방법|법|어떻게|확실|덜\s*아프|안\s*아프)")
@@ -63,7 +74,7 @@ def rule_label(text: str) -> str | None:
     """'crisis' or 'harmful' for a plain ask the rules know, else None (the head decides)."""
     if _KO_METHOD.search(text) or _EN_METHOD.search(text):
         return "crisis"
-    if _KO_HARM.search(text) or _EN_HARM.search(text) or _KO_GRAVE.search(text) or _EN_GRAVE.search(text):
+    if any(rule.search(text) for rule in (_KO_HARM, _EN_HARM, _KO_GRAVE, _EN_GRAVE, _KO_SPY, _EN_SPY)):
         return "harmful"
     return None
 
