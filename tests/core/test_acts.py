@@ -160,7 +160,7 @@ def test_the_saved_head_gives_what_scikit_learn_fitted(tmp_path, monkeypatch, em
     monkeypatch.setattr(fit_acts, "TRAIN_FILE", tmp_path / "none.jsonl")
     (tmp_path / "none.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     assert fit_acts.main(["--out", str(tmp_path / "a.npz")]) == 0
-    assert ActHead(tmp_path / "a.npz").accept == pytest.approx(0.5)
+    assert ActHead(tmp_path / "a.npz").accept == pytest.approx(0.3)
 
 
 def test_the_act_labels_hold_no_held_out_prompt():
