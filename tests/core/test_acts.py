@@ -168,7 +168,7 @@ def test_the_act_labels_hold_no_held_out_prompt():
     from ohlora.guards.fit_acts import TRAIN_FILE
 
     labelled = {json.loads(line)["text"] for line in TRAIN_FILE.read_text(encoding="utf-8").splitlines() if line.strip()}
-    held = {json.loads(line)["prompt"] for d in ("fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9")
+    held = {json.loads(line)["prompt"] for d in ("fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9", "fresh10")
             for path in (ROOT / "bench/prompts" / d).glob("*.jsonl")
             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
     assert len(labelled) >= 2000 and len(held) > 550  # 600 lines, a few alike across sets
