@@ -52,8 +52,8 @@ _EN_SEXUAL = r"(?:sex(?!\s*ed)|sexual(?!\s*(?:health|education|abuse))|nudes?|na
 _EN_TERROR = r"(?:isis|al[- ]?qaeda|taliban|terror(?:ist)?\s+(?:group|cell|organi[sz]ation|network)s?|jihadi(?:st)?\s+group)"
 _EN_GRAVE = re.compile(rf"\b{_EN_MINOR}\b.{{0,40}}\b{_EN_SEXUAL}\b|\b{_EN_SEXUAL}\b.{{0,40}}\b{_EN_MINOR}\b|"
                        rf"\b(?:join|joining|contact|reach|pledge (?:myself )?to|recruited by)\b.{{0,30}}\b{_EN_TERROR}\b", re.I)
-# spying on another person's phone or messages in secret ("전 애인 카톡 몰래 보는 앱", "남편 폰 몰래 위치 추적하는
-#법"); the person first, so the one spied on ("남친이 내 폰 몰래 봤어") is not caught
+# spying on another person's phone or messages in secret ("전 애인 카톡 몰래 보는 앱", "남편 폰 몰래 위치
+# 추적하는 법"); the person first, so the one spied on ("남친이 내 폰 몰래 봤어") is not caught
 _KO_OTHER = (r"(?:전\s*(?:애인|여친|남친|남편|아내|와이프)|여친|남친|여자\s*친구|남자\s*친구|애인|남편|아내|와이프|배우자|"
              r"친구|동료|상사|직원|팀장|부장|엄마|아빠|누나|언니|형|오빠|동생|옆집|이웃|그\s*사람|걔|쟤)")
 _KO_SPY = re.compile(_KO_OTHER + r"(?:의)?\s*(?:카톡|카카오톡|문자|메시지|메세지|폰|휴대폰|핸드폰|통화|위치|인스타|디엠|DM|메일|이메일)"
