@@ -75,12 +75,6 @@ class ActHead(LinearHead):
             raise ValueError(f"{path}: fitted on other acts ({', '.join(names)}); refit with fit_acts")
         self.accept = float(self.extra["accept"])
 
-    def act(self, vec: np.ndarray, text: str) -> tuple[str, float]:
-        """(the likeliest act, its p)."""
-        p = self.proba(vec, text)
-        best = int(np.argmax(p))
-        return ACTS[best], float(p[best])
-
     def sure(self, vec: np.ndarray, text: str) -> tuple[str, float] | None:
         """(the likeliest act, its p) when its reply may be said: p >= accept, and for a good or a bad
         time, the other side's p below MIXED."""
