@@ -65,6 +65,15 @@ UP, DOWN = ("good_news", "funny_mishap"), ("bad_event", "low_mood")
 MIXED = 0.2
 
 
+def other_side(p: np.ndarray) -> np.ndarray:
+    """For act probabilities (one message's, or rows of them): the p of the other side of the likeliest
+    act (a bad time's for good news or a mishap, a good time's for a bad event or a low mood); 0 for an
+    act with no side."""
+    best = p.argmax(-1)
+    up, down = [ACTS.index(a) for a in UP], [ACTS.index(a) for a in DOWN]
+    return np.where(np.isin(best, up), p[..., down].sum(-1), np.where(np.isin(best, down), p[..., up].sum(-1), 0.0))
+
+
 class ActHead(LinearHead):
     """The head (head.py) over ACTS and the p from which its act is trusted."""
 
@@ -78,9 +87,8 @@ class ActHead(LinearHead):
     def sure(self, vec: np.ndarray, text: str) -> tuple[str, float] | None:
         """(the likeliest act, its p) when its reply may be said: p >= accept, and for a good or a bad
         time, the other side's p below MIXED."""
-        p = dict(zip(ACTS, self.proba(vec, text).tolist()))
-        act = max(p, key=p.__getitem__)
-        other = DOWN if act in UP else UP if act in DOWN else ()
-        if p[act] < self.accept or sum(p[a] for a in other) >= MIXED:
+        p = self.proba(vec, text)
+        best = int(np.argmax(p))
+        if p[best] < self.accept or other_side(p) >= MIXED:
             return None
-        return act, p[act]
+        return ACTS[best], float(p[best])

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ohlora.guards import head
-from ohlora.guards.acts import ACTS, ACTS_FILE, DOWN, MIXED, NO_REPLY, UP
+from ohlora.guards.acts import ACTS, ACTS_FILE, DOWN, MIXED, NO_REPLY, UP, other_side
 from ohlora.guards.fit_safety import other_register, with_registers
 
 TRAIN_FILE = Path(__file__).resolve().with_name("acts_train.jsonl")
@@ -45,10 +45,10 @@ def report(p: np.ndarray, y: np.ndarray, accepts: list[float]) -> None:
     best, top = p.argmax(1), p.max(1)
     other = ACTS.index(NO_REPLY)
     up, down = [ACTS.index(a) for a in UP], [ACTS.index(a) for a in DOWN]
-    other_side = np.where(np.isin(best, up), p[:, down].sum(1), np.where(np.isin(best, down), p[:, up].sum(1), 0.0))
     flipped = (np.isin(best, up) & np.isin(y, down)) | (np.isin(best, down) & np.isin(y, up))
+    torn = other_side(p) >= MIXED
     for a in accepts:
-        said = (top >= a) & (best != other) & (other_side < MIXED)
+        said = (top >= a) & (best != other) & ~torn
         right = said & (best == y)
         print(f"accept {a:.2f}: a reply for {said.mean():.3f} of messages, right act {right.sum() / max(said.sum(), 1):.3f}, "
               f"the other side's {int((said & flipped).sum())}")
