@@ -67,13 +67,13 @@ _add({"dog"}, "강아지", "개", "dog", "puppy")
 _add({"hamster"}, "햄스터", "hamster")
 _add({"bird"}, "앵무새", "parrot", "bird")
 _add({"rabbit"}, "토끼", "rabbit", "bunny")
-_add({"dog"}, "애완견", "반려견")
+_add({"dog"}, "애완견", "반려견", "댕댕", "강쥐")  # "댕댕이" is tokenized 댕댕 + 이
 
 # the other kinds: each value is "kind:value", so kinds never meet
 _add({"meal:morning"}, "아침", "breakfast", "morning")
 _add({"meal:noon"}, "점심", "lunch", "noon")
 _add({"meal:evening"}, "저녁", "dinner", "supper", "evening")
-_add({"season:spring"}, "봄", "spring")
+_add({"season:spring"}, "봄", "spring", "spr")  # the English stemmer makes "spring" "spr"
 _add({"season:summer"}, "여름", "summer")
 _add({"season:autumn"}, "가을", "autumn", "fall")
 _add({"season:winter"}, "겨울", "winter")

@@ -222,15 +222,21 @@ def run_dialogues(path: Path, *, embedder: Embedder | Callable[[], Embedder], re
 
 
 # ---------------------------------------------------------------- what observe() stores
-def run_extraction(path: Path, *, details: bool = False) -> dict:
-    """Precision / recall of the extraction rules on rows {text, store: bool, facts: [...]}.
+def run_extraction(path: Path, *, details: bool = False,
+                   embedder: Embedder | Callable[[], Embedder] | None = None) -> dict:
+    """Precision / recall of extraction on rows {text, store: bool, facts: [...]}: the rules, and the
+    keep head (`memory/keep.py`) when `embedder` is the one it was fitted on.
 
     A message counts as stored when `extract()` keeps at least one sentence of it; precision
     and recall are over messages (store=true is positive). `fact_recall`: share of the
     labelled fact strings that appear in what was kept."""
     from memory.extract import extract
+    from memory.keep import keep_judge
 
     rows = _read_jsonl(path)
+    keep = None
+    if embedder is not None:
+        keep = keep_judge(embedder() if callable(embedder) and not hasattr(embedder, "encode") else embedder)
     tp = fp = fn = tn = 0
     facts_total = facts_found = 0
     wrong = []
@@ -238,7 +244,7 @@ def run_extraction(path: Path, *, details: bool = False) -> dict:
     for i, row in enumerate(rows):
         if not isinstance(row.get("text"), str) or not isinstance(row.get("store"), bool):
             raise UserError(f"{path}: row {i + 1}: needs 'text' (string) and 'store' (true/false)")
-        kept = [f.text for f in extract(row["text"])]
+        kept = [f.text for f in extract(row["text"], keep=keep)]
         stored = bool(kept)
         if row["store"] and stored:
             tp += 1

@@ -81,7 +81,7 @@ def _en(pattern: str):
 
 
 # Korean, most specific first.
-@_ko(r"(다다음\s*주|다음\s*주|담주|이번\s*주|지난\s*주|저번\s*주)\s*(?:에\s*)?([월화수목금토일])요일")
+@_ko(r"(다다음\s*주|다음\s*주|담주|이번\s*주|지난\s*주|저번\s*주)\s*(?:에\s*)?([월화수목금토일])(?:요일|욜)")
 def _ko_week_day(m: re.Match, today: date) -> str:
     shift = {"다다음": 14, "다음": 7, "담주": 7, "이번": 0, "지난": -7, "저번": -7}
     key = next(k for k in shift if m.group(1).replace(" ", "").startswith(k))
@@ -152,7 +152,7 @@ def _ko_year(m: re.Match, today: date) -> str:
     return str(today.year + {"내년": 1, "올해": 0, "작년": -1, "후년": 2}[m.group(0)])
 
 
-@_ko(r"([월화수목금토일])요일")
+@_ko(r"([월화수목금토일])(?:요일|욜)")
 def _ko_bare_weekday(m: re.Match, today: date) -> str:
     return _next_weekday(today, KO_WEEKDAYS.index(m.group(1))).isoformat()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 from memory import dates
 from memory.lexical import _kiwi
@@ -20,6 +21,7 @@ MAX_SENTENCE = 300  # longer "sentences" are pasted text, not facts about the us
 MAX_FACTS = 10  # per message
 FRAGMENT = 12  # a kept sentence this short, right after another kept one, is joined to it ...
 _ATTRIBUTE = re.compile(r"^\S{1,6}(은|는)\s")  # ... when it tells an attribute of it: "이름은 치즈", "숙소는 우붓"
+FOLLOW_UP = 15  # a sentence no rule kept, this short, right after a kept one, is joined to it
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # kinds whose slot value is the whole sentence (a new one with other words supersedes the old one)
@@ -53,9 +55,18 @@ _FILLER = re.compile(r"^(아|어|음|흠|근데|그리고|그래서|참|아참|�
 _TAIL = re.compile(r"[\sㅋㅎㅠㅜ~^]+$")
 
 
+_ABBREVIATION = re.compile(r"\b(dr|mr|mrs|ms|prof|st|jr|sr|vs|mt|no)\.$", re.I)  # "started seeing Dr. Okafor"
+
+
 def split_sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?。~])\s+|\n+|(?<=[다요야어아지네])[.!]\s*", text)
-    return [p.strip() for p in parts if p and p.strip(" \t.!?。~")]
+    parts = [p.strip() for p in re.split(r"(?<=[.!?。~])\s+|\n+|(?<=[다요야어아지네])[.!]\s*", text) if p]
+    out: list[str] = []
+    for p in parts:
+        if out and _ABBREVIATION.search(out[-1]):
+            out[-1] = f"{out[-1]} {p}"
+        else:
+            out.append(p)
+    return [p for p in out if p.strip(" \t.!?。~")]
 
 
 _TELLING_QUESTION = re.compile(r"(는|은|인|한)\s*(거|것)\s*(알아|알지|알았어|아니|기억해|기억나)\s*\?*$|\bdid (you|u) know\b", re.I)
@@ -386,12 +397,16 @@ def _is_future(ref, now: datetime | None) -> bool:
 
 
 # ---------------------------------------------------------------- entry point
-def extract(message: str, now: datetime | None = None) -> list[Fact]:
-    """The facts worth remembering in one user message (possibly none)."""
+def extract(message: str, now: datetime | None = None, keep: Callable[[str], bool] | None = None) -> list[Fact]:
+    """The facts worth remembering in one user message (possibly none).
+
+    `keep` (the keep head, `memory/keep.py`) is asked about what is left of a message the rules
+    kept nothing of, its questions and greetings taken out; when it says yes, that is one fact."""
     facts: list[Fact] = []
     if _PASTED.search(message):
         return facts
     last_kept = -2
+    rest: list[str] = []  # statements no rule kept
     for raw_index, raw in enumerate(split_sentences(message)):
         if len(raw) > MAX_SENTENCE or is_chitchat(raw):
             continue
@@ -406,7 +421,17 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
             # or (Korean drops the subject) any statement about a day still to come
             if future and (_HANGUL.search(s) or re.search(r"\b(i|we|my)\b", s, re.I)):
                 fact = Fact(s, "plan")
-        if fact is None or _small_talk(fact, s, future, ref is not None):
+        if fact is None and facts and last_kept == raw_index - 1 and len(s) <= FOLLOW_UP \
+                and not _TRANSIENT.search(s) and not _SMALL_PLAN.search(s):
+            # "이사했어! 이제 성수동임", "청약 당첨됐어!! 화성 동탄이야": says where, what, which
+            facts[-1].text = f"{facts[-1].text}, {s}"
+            last_kept = raw_index
+            continue
+        if fact is None:
+            if not _HYPOTHETICAL.search(s) and not (_HEARSAY_END.search(s) and not _KO_FIRST_PERSON.search(s)):
+                rest.append(s)
+            continue
+        if _small_talk(fact, s, future, ref is not None):
             continue
         if ref is not None and fact.kind not in ("name", "age"):
             fact.event_date = ref.value
@@ -428,4 +453,12 @@ def extract(message: str, now: datetime | None = None) -> list[Fact]:
         last_kept = raw_index
         if len(facts) >= MAX_FACTS:
             break
+    if not facts and rest and keep is not None:
+        text = " ".join(r.rstrip(" .") for r in rest)
+        if len(text) <= MAX_SENTENCE and keep(text):
+            fact = Fact(text, "fact")
+            ref = dates.resolve(text, now)
+            if ref is not None:
+                fact.event_date, fact.text = ref.value, dates.annotate(text, ref)
+            facts.append(fact)
     return facts

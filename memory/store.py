@@ -22,6 +22,7 @@ from memory.embed import Embedder
 from memory.extract import extract
 from memory.files import read_export, write_export
 from memory.index import VectorIndex
+from memory.keep import keep_judge
 from memory.lexical import BM25Index, tokenize
 from memory.merge import DUP_COSINE, UPDATE_COSINE, is_duplicate, is_update
 from memory.rank import DEFAULT_RETRIEVER, MIN_COSINE, RETRIEVERS, date_rows, rank
@@ -97,6 +98,12 @@ class MemoryStore:
         if self._embedder is None:
             self._embedder = self._load_embedder()
         return self._embedder
+
+    def _keep(self, text: str) -> bool:
+        """The keep head on what the rules kept nothing of (`memory/keep.py`); no head, no keep."""
+        if not hasattr(self, "_keep_judge"):
+            self._keep_judge = keep_judge(self.embedder)
+        return self._keep_judge is not None and self._keep_judge(text)
 
     def close(self) -> None:
         self._db.close()
@@ -223,7 +230,7 @@ class MemoryStore:
         """
         if not isinstance(text, str) or not text.strip():
             return []
-        facts = extract(text[:MAX_OBSERVE_CHARS], now)
+        facts = extract(text[:MAX_OBSERVE_CHARS], now, keep=self._keep)
         if not facts:
             return []
         with self._lock:

@@ -136,7 +136,7 @@ def cmd_bench(args) -> int:
     kind = bench_kind(Path(args.file))
     load = lambda: make_embedder(spec, say=_say)  # noqa: E731
     if kind == "extraction":
-        return _print_extraction(args, run_extraction(Path(args.file), details=args.details))
+        return _print_extraction(args, run_extraction(Path(args.file), details=args.details, embedder=load))
     if kind == "dialogues":
         k = args.recall_k if args.recall_k else _memory_k()
         return _print_dialogues(args, run_dialogues(Path(args.file), embedder=load, retriever=_retriever(args),

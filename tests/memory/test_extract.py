@@ -92,6 +92,40 @@ def test_a_short_follow_up_joins_the_fact_before_it():
     assert [f.text for f in extract("나 땅콩 알레르기 있어. 고양이 입양했어", MONDAY)] == ["나 땅콩 알레르기 있어", "고양이 입양했어"]
 
 
+def test_a_short_sentence_no_rule_keeps_joins_the_kept_one_before_it():
+    # says where or which: without it the memory would be "이사했어" alone
+    assert [f.text for f in extract("이사했어! 이제 성수동임", MONDAY)] == ["이사했어, 이제 성수동임"]
+    assert [f.text for f in extract("대박 청약 당첨됐어!! 화성 동탄이야", MONDAY)] == ["청약 당첨됐어, 화성 동탄이야"]
+    # a passing state is not joined
+    assert [f.text for f in extract("이사했어! 너무 피곤해", MONDAY)] == ["이사했어"]
+
+
+def test_an_abbreviation_does_not_end_a_sentence():
+    from memory.extract import split_sentences
+
+    assert split_sentences("started seeing Dr. Okafor this week. she's great") == [
+        "started seeing Dr. Okafor this week.", "she's great"]
+
+
+def test_the_keep_callback_is_asked_only_about_what_no_rule_kept():
+    asked: list[str] = []
+
+    def keep(text: str) -> bool:
+        asked.append(text)
+        return True
+
+    assert [f.kind for f in extract("나 서울 살아", MONDAY, keep=keep)] == ["home"] and asked == []
+    # questions and greetings are taken out before the head is asked; what it keeps is one fact
+    facts = extract("안녕! 월수금은 수영 가. 너는 운동 뭐 해?", MONDAY, keep=keep)
+    assert asked == ["월수금은 수영 가"] and [(f.text, f.kind) for f in facts] == [("월수금은 수영 가", "fact")]
+    asked.clear()
+    assert extract("오늘 뭐 먹지?", MONDAY, keep=keep) == [] and asked == []  # nothing left to ask about
+    assert extract("월수금은 수영 가", MONDAY, keep=lambda t: False) == []
+    # a date in what the head keeps is resolved like any other
+    fact = extract("다음 주 금요일 워크숍 발표 맡음", MONDAY, keep=keep)[0]
+    assert fact.event_date == "2026-12-04" and "(2026-12-04)" in fact.text
+
+
 def test_a_message_with_several_sentences():
     facts = extract("안녕! 나 부산 살아. 근데 오늘 뭐 먹지? 다음 주 금요일에 엄마 생신이야.", MONDAY)
     assert [f.kind for f in facts] == ["home", "plan"]
@@ -108,6 +142,8 @@ def test_a_message_with_several_sentences():
         ("이번 주 금요일에 회식 있어", "2026-11-27"),
         ("이번 주말에 등산 가", "2026-11-28"),
         ("담주 수요일에 면접", "2026-12-02"),
+        ("이번주 토욜에 친구 결혼식", "2026-11-28"),
+        ("일욜에 돌잔치 있어", "2026-11-29"),
         ("3일 후에 출국해", "2026-11-26"),
         ("다음 달 15일에 이사", "2026-12-15"),
         ("다음 달에 이직 면접이 있어", "2026-12"),
