@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
+from memory import dates
 from memory.embed import Embedder
 from memory.files import load_json, read_text
 from memory.store import MemoryStore
@@ -150,11 +151,17 @@ def _when(value, where: str) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
+def _as_said_and_shown(texts: list[str]) -> str:
+    return "\n".join(texts) + "\n" + "\n".join(dates.unannotated(t) for t in texts)
+
+
 def judge(category: str, texts: list[str], row: dict) -> bool:
     """Did the recalled memory texts answer the ask? Substring checks on what went into the prompt:
     extraction / temporal / update: one expected string (temporal: and every expected ISO date);
-    multi-session: every `expect_all` string; update and abstention: no `forbid` string."""
-    blob = "\n".join(texts)
+    multi-session: every `expect_all` string; update and abstention: no `forbid` string. A string
+    matches the text as the user said it or as the prompt gets it, with the absolute dates that
+    observe wrote in ("내년(2027) 3월" holds "내년 3월" and "2027")."""
+    blob = _as_said_and_shown(texts)
     expect = [str(e) for e in row.get("expect_any", [])]
     forbid = [str(f) for f in row.get("forbid", [])]
     if any(f in blob for f in forbid):
@@ -204,7 +211,7 @@ def run_dialogues(path: Path, *, embedder: Embedder | Callable[[], Embedder], re
                 texts = [r.memory.text for r in got]
             ok = judge(cat, texts, row)
             per.setdefault(str(cat), []).append(ok)
-            if cat == "update" and any(str(f) in "\n".join(texts) for f in row.get("forbid", [])):
+            if cat == "update" and any(str(f) in _as_said_and_shown(texts) for f in row.get("forbid", [])):
                 old_recalled += 1
             if details:
                 out_rows.append({"id": row.get("id", i + 1), "category": cat, "ok": ok, "ask": row["ask"].get("text"),

@@ -247,6 +247,14 @@ def resolve(text: str, now: datetime | date | None = None) -> DateRef | None:
     return best
 
 
+ANNOTATION = re.compile(r"\((\d{4}(?:-W\d{2}|-\d{2}(?:-\d{2})?)?)\)")  # what annotate() writes in
+
+
+def unannotated(text: str) -> str:
+    """`text` as the user said it: the dates annotate() wrote in taken out."""
+    return ANNOTATION.sub("", text)
+
+
 def annotate(text: str, ref: DateRef | None) -> str:
     """`text` with the absolute date written after the expression: "다음 주 금요일(2026-12-04)에"."""
     if ref is None:

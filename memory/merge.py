@@ -24,7 +24,7 @@ _UPDATE_MARK = re.compile(
     r"(이제|이젠|바꿨|바꾸었|바뀌었|바뀜|미뤄|미뤘|당겨졌|옮겼|변경|취소|그만|끊었|포기|더\s*이상|안\s*해|관뒀|헤어졌|이사했|"
     r"이직했|새로|대신|갈아타|갈아탔|갈아탐|연기(됐|했|됨|되었)|다시\s|쉬고\s*있|"
     r"팔았|처분|전학|발령|이동\s*(했|함|됨|떴)|내려왔|올라왔|이사\s*(함|감|왔|옴|갔)|옮겨|옮김|그만둠|그만두고|관둠|"
-    r"끊음|끊은\s*지|바꿈|바꾸고|미룸|타협|새\s*(학교|회사|직장|팀장|집|차|폰|핸드폰)|(다음|담)\s*(주|달)부터)|"
+    r"끊음|끊은\s*지|바꿈|바꾸고|미룸|타협|새\s*(학교|회사|직장|팀장|집|차|폰|핸드폰)|(다음|담)\s*(주|달)(\([-\dW]+\))?부터)|"
     r"\b(now|anymore|no longer|changed|moved|switched|quit|postponed|pushed|cancell?ed|rescheduled|instead|stopped|"
     r"gave up|replaced|traded in|upgraded|sold|from (here|now) on|starting (next|this)|going by|started seeing|"
     r"transferred|relocated|new (job|place|apartment|school|phone|car|therapist|doctor))\b",

@@ -50,6 +50,10 @@ def test_the_judge():
     assert judge("multi-session", ["제주도 다녀왔어", "속초 다녀옴"], multi)
     assert not judge("multi-session", ["제주도 다녀왔어"], multi)
     assert judge("abstention", [], {"expect_any": [], "forbid": ["초코"]})
+    # the user's words match with or without the date observe wrote in
+    moved = {"expect_any": ["내년 3월"], "forbid": ["10월 17일"]}
+    assert judge("update", ["결혼식 내년(2027) 3월로 미룸"], moved)
+    assert not judge("update", ["결혼식 10월 17일(2026-10-17)", "결혼식 내년(2027) 3월로 미룸"], moved)
 
 
 @pytest.mark.slow
