@@ -79,7 +79,8 @@ class LlamaCppBackend(EngineBase):
         from ohlora.models import check_gguf_file
 
         check_gguf_file(Path(path))
-        handle = self._lc.llama_adapter_lora_init(self.llm.model, str(path).encode())
+        with _quiet_stderr():  # llama.cpp names every tensor it cannot repack (a warning per layer)
+            handle = self._lc.llama_adapter_lora_init(self.llm.model, str(path).encode())
         if not handle:
             raise UserError(f"{path}: llama.cpp refused this LoRA adapter (built for another base model?)")
         self._adapters[name] = handle
@@ -148,3 +149,21 @@ class LlamaCppBackend(EngineBase):
         finally:
             generator.close()
             self.last = state.finish(state.reason)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """stderr to /dev/null for the block, both the file descriptor (llama.cpp's C code) and sys.stderr
+    (llama-cpp-python's log callback prints there); stdout is left alone: the TUI draws on it."""
+    sys.stderr.flush()
+    saved_fd, saved_obj = os.dup(2), sys.stderr
+    null = open(os.devnull, "w")
+    try:
+        os.dup2(null.fileno(), 2)
+        sys.stderr = null
+        yield
+    finally:
+        sys.stderr = saved_obj
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        null.close()

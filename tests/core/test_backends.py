@@ -152,3 +152,14 @@ def test_a_typed_draft_is_read_before_it_is_sent(monkeypatch):
     assert drafted == plain and drafted_read <= 2 < plain_read
     changed, _ = second_turn("오늘 저녁 뭐 먹지?")  # the user typed on: the message sent is answered, not the draft
     assert changed == plain
+
+
+@pytest.mark.slow
+def test_loading_an_adapter_writes_nothing_to_the_terminal(capfd):
+    # llama.cpp warned once per layer it could not repack ("lora for 'blk.0...' cannot use buft"): noise under `ohlora ask`
+    session = ChatSession(Settings(memory=False, n_ctx=1024, guard=False, lines=False), _short("ohlora", n=4))
+    for _ in session.send("안녕"):
+        pass
+    assert session.engine().active_adapter == "ohlora"
+    out, err = capfd.readouterr()
+    assert "lora" not in err.lower() and "buft" not in err
